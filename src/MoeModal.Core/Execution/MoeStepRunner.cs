@@ -100,7 +100,7 @@ internal sealed class MoeStepRunner : IStepRunner
         {
             using var input = OrtTensors.View(xs.AsMemory(0, n * D), n, D);
             using var output = OrtTensors.View(logits.AsMemory(0, n * _experts.Length), n, _experts.Length);
-            _gate.Session.Run(null, _gate.InputNames, [input], _gate.OutputNames, [output]);
+            _gate.Session.Run(OrtTensors.DefaultRun, _gate.InputNames, [input], _gate.OutputNames, [output]);
         }
         catch (OnnxRuntimeException ex)
         {
@@ -144,7 +144,7 @@ internal sealed class MoeStepRunner : IStepRunner
             var expert = _experts[i];
             using var inValue = OrtTensors.View(input.AsMemory(0, count * D), count, D);
             using var outValue = OrtTensors.View(y.AsMemory(0, count * DOut), count, DOut);
-            expert.Session.Run(null, expert.InputNames, [inValue], expert.OutputNames, [outValue]);
+            expert.Session.Run(OrtTensors.DefaultRun, expert.InputNames, [inValue], expert.OutputNames, [outValue]);
             return y;
         }
         catch (OnnxRuntimeException ex)

@@ -33,7 +33,7 @@ internal sealed class OnnxStepRunner : IStepRunner
         try
         {
             for (int i = 0; i < inputs.Length; i++) inputs[i] = OrtTensors.View(store[_inputTensors[i]]);
-            using var results = _graph.Session.Run(null, _inputNames, inputs, _outputNames);
+            using var results = _graph.Session.Run(OrtTensors.DefaultRun, _inputNames, inputs, _outputNames);
             int j = 0;
             foreach (var r in results)
             {

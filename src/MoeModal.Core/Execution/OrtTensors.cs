@@ -8,6 +8,9 @@ namespace MoeModal.Core.Execution;
 /// <summary>Conversions between managed <see cref="Tensor"/>s and OrtValues.</summary>
 internal static class OrtTensors
 {
+    /// <summary>Default run options shared by every call (read-only during runs; lives as long as the process).</summary>
+    public static readonly RunOptions DefaultRun = new();
+
     /// <summary>An OrtValue over the tensor's own array (pinned, no copy). Dispose it before the array is reused.</summary>
     public static OrtValue View(Tensor t)
     {

@@ -41,7 +41,7 @@ internal sealed class SessionFactory(PackagePaths paths, LoadOptions options)
                 }
                 catch (Exception ex) when (ex is OnnxRuntimeException or ModelPackageException or EntryPointNotFoundException or DllNotFoundException)
                 {
-                    _cudaFailure = FirstLine(ex.InnerException?.Message ?? ex.Message);
+                    _cudaFailure = DescribeCudaFailure(ex);
                     string msg = $"cuda: cannot run '{shownPath}' on CUDA (device {options.CudaDeviceId}): {_cudaFailure}";
                     if (options.Fallback == ProviderFallback.Fail)
                         throw ModelPackageException.At(shownPath, step, null, msg + " (use --ep cpu, or allow fallback to CPU)", ex);
@@ -57,6 +57,15 @@ internal sealed class SessionFactory(PackagePaths paths, LoadOptions options)
 
         var cpu = Open(full, shownPath, step, ExecutionProviderKind.Cpu, threads);
         return new Subgraph(role, shownPath, cpu, requested, ExecutionProviderKind.Cpu, fallback, parameters, sw.Elapsed);
+    }
+
+    private static string DescribeCudaFailure(Exception ex)
+    {
+        string reason = FirstLine(ex.InnerException?.Message ?? ex.Message);
+        string? library = OrtEnvironment.CudaLibraryProblem();
+        return library is null
+            ? reason
+            : $"{reason}: {FirstLine(library)} (ONNX Runtime 1.32's CUDA provider needs an NVIDIA GPU with CUDA 13 and cuDNN 9)";
     }
 
     private long Inspect(string full, string shownPath, string? step)
@@ -82,6 +91,7 @@ internal sealed class SessionFactory(PackagePaths paths, LoadOptions options)
 
     private InferenceSession Open(string full, string shownPath, string? step, ExecutionProviderKind ep, int threads)
     {
+        OrtEnvironment.EnsureCreated();
         var so = new SessionOptions();
         try
         {
