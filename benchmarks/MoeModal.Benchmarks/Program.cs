@@ -1,0 +1,3 @@
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(MoeModal.Benchmarks.RouterBenchmarks).Assembly).Run(args);
