@@ -59,7 +59,7 @@ public sealed class ImageDecoder
             throw new InputException($"file is {bytes.Length} bytes, over the {_options.MaxFileBytes}-byte limit");
         var kind = ImageStructure.Sniff(bytes)
             ?? throw new InputException($"not a supported image (PNG, JPEG, BMP, GIF, WebP); the file starts with {Hex(bytes)}");
-        string? problem = ImageStructure.Check(kind, bytes);
+        string? problem = ImageStructure.Check(kind, bytes, _options.MaxPixels, _options.MaxDimension);
         if (problem is not null) throw new InputException($"{kind}: {problem}");
 
         var data = bytes.ToArray();

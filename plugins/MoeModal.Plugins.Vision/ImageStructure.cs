@@ -21,10 +21,14 @@ public static class ImageStructure
         return null;
     }
 
-    /// <summary>Null when the structure is complete, else what is wrong.</summary>
-    public static string? Check(string kind, ReadOnlySpan<byte> b) => kind switch
+    /// <summary>
+    /// Null when the structure is complete, else what is wrong. Image data is inflated only for
+    /// images within <paramref name="maxPixels"/> and <paramref name="maxSide"/> (bigger ones are
+    /// refused from the header later).
+    /// </summary>
+    public static string? Check(string kind, ReadOnlySpan<byte> b, long maxPixels = long.MaxValue, long maxSide = long.MaxValue) => kind switch
     {
-        "PNG" => CheckPng(b),
+        "PNG" => CheckPng(b, maxPixels, maxSide),
         "JPEG" => CheckJpeg(b),
         "BMP" => CheckBmp(b),
         "GIF" => CheckGif(b),
@@ -32,24 +36,80 @@ public static class ImageStructure
         _ => null,
     };
 
-    /// <summary>Walks the chunks: each must fit in the file, IHDR first, IDAT present, IEND last.</summary>
-    private static string? CheckPng(ReadOnlySpan<byte> b)
+    /// <summary>
+    /// Walks the chunks (each must fit in the file, IHDR first, IDAT present, IEND last), then
+    /// inflates the image data just far enough to know it holds every row the header declares.
+    /// </summary>
+    private static string? CheckPng(ReadOnlySpan<byte> b, long maxPixels, long maxSide)
     {
         int pos = 8;
-        bool first = true, idat = false;
+        bool first = true;
+        var idat = new List<(int Start, int Length)>();
+        ReadOnlySpan<byte> ihdr = default;
         while (true)
         {
             if (b.Length - pos < 12) return $"truncated: chunk header at byte {pos} runs past the end ({b.Length} bytes)";
             uint len = BinaryPrimitives.ReadUInt32BigEndian(b[pos..]);
-            var type = System.Text.Encoding.ASCII.GetString(b.Slice(pos + 4, 4));
+            string type = Printable(b.Slice(pos + 4, 4));
             if (len > int.MaxValue || (long)pos + 12 + len > b.Length)
                 return $"truncated: chunk '{type}' at byte {pos} declares {len} bytes but the file ends at {b.Length}";
-            if (first && type != "IHDR") return $"the first chunk is '{type}', not IHDR";
+            if (first && (type != "IHDR" || len < 13)) return $"the first chunk is '{type}' ({len} bytes), not IHDR";
+            if (first) ihdr = b.Slice(pos + 8, 13);
             first = false;
-            if (type == "IDAT") idat = true;
+            if (type == "IDAT") idat.Add((pos + 8, (int)len));
             pos += 12 + (int)len;
-            if (type == "IEND") return idat ? null : "no image data (IDAT) before IEND";
+            if (type == "IEND") break;
         }
+        if (idat.Count == 0) return "no image data (IDAT) before IEND";
+        long w = BinaryPrimitives.ReadUInt32BigEndian(ihdr), h = BinaryPrimitives.ReadUInt32BigEndian(ihdr[4..]);
+        return w * h > maxPixels || w > maxSide || h > maxSide ? null : CheckPngData(b, ihdr, idat);
+    }
+
+    /// <summary>Inflates the IDAT stream (counting, not keeping) up to the size the header implies.</summary>
+    private static string? CheckPngData(ReadOnlySpan<byte> b, ReadOnlySpan<byte> ihdr, List<(int Start, int Length)> idat)
+    {
+        long w = BinaryPrimitives.ReadUInt32BigEndian(ihdr), h = BinaryPrimitives.ReadUInt32BigEndian(ihdr[4..]);
+        int depth = ihdr[8], colorType = ihdr[9], interlace = ihdr[12];
+        int channels = colorType switch { 0 => 1, 2 => 3, 3 => 1, 4 => 2, 6 => 4, _ => 0 };
+        if (channels == 0 || depth is not (1 or 2 or 4 or 8 or 16)) return $"IHDR declares color type {colorType} with bit depth {depth}";
+        if (w == 0 || h == 0 || w > 1 << 30 || h > 1 << 30) return $"IHDR declares {w}×{h} pixels";
+        long expected = interlace == 0 ? RawSize(w, h, channels, depth) : Adam7Size(w, h, channels, depth);
+        var compressed = new byte[idat.Sum(c => c.Length)];
+        int at = 0;
+        foreach (var (start, length) in idat) { b.Slice(start, length).CopyTo(compressed.AsSpan(at)); at += length; }
+        long got = 0;
+        try
+        {
+            using var z = new System.IO.Compression.ZLibStream(new MemoryStream(compressed), System.IO.Compression.CompressionMode.Decompress);
+            var scratch = new byte[1 << 16];
+            int n;
+            while (got < expected && (n = z.Read(scratch, 0, (int)Math.Min(scratch.Length, expected - got))) > 0) got += n;
+        }
+        catch (InvalidDataException ex)
+        {
+            return $"corrupt image data after {got} of {expected} bytes ({ex.Message})";
+        }
+        return got < expected ? $"truncated image data: {got} of the {expected} bytes the header declares" : null;
+    }
+
+    private static long RawSize(long w, long h, int channels, int depth) => h * (1 + (w * channels * depth + 7) / 8);
+
+    private static long Adam7Size(long w, long h, int channels, int depth)
+    {
+        (int X0, int Y0, int Dx, int Dy)[] passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)];
+        long total = 0;
+        foreach (var (x0, y0, dx, dy) in passes)
+        {
+            long pw = (w - x0 + dx - 1) / dx, ph = (h - y0 + dy - 1) / dy;
+            if (pw > 0 && ph > 0) total += RawSize(pw, ph, channels, depth);
+        }
+        return total;
+    }
+
+    private static string Printable(ReadOnlySpan<byte> fourcc)
+    {
+        foreach (byte c in fourcc) if (c is < 0x20 or > 0x7e) return "0x" + Convert.ToHexString(fourcc);
+        return System.Text.Encoding.ASCII.GetString(fourcc);
     }
 
     /// <summary>Walks the markers up to the first scan, then requires an EOI marker after it.</summary>
@@ -153,7 +213,7 @@ public static class ImageStructure
         bool image = false;
         while (pos + 8 <= riff)
         {
-            var fourcc = System.Text.Encoding.ASCII.GetString(b.Slice(pos, 4));
+            var fourcc = Printable(b.Slice(pos, 4));
             long len = BinaryPrimitives.ReadUInt32LittleEndian(b[(pos + 4)..]);
             if (pos + 8 + len > riff) return $"truncated: chunk '{fourcc}' at byte {pos} declares {len} bytes past the end";
             if (fourcc is "VP8 " or "VP8L") image = true;

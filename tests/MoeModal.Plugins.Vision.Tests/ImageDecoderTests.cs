@@ -111,6 +111,21 @@ public class ImageDecoderTests
         Assert.Equal(40, img.Width);
     }
 
+    [Fact]
+    public void Decode_PngWhoseDataEndsBeforeTheLastRow_Refused()
+    {
+        // Chunks complete, IEND present, but the compressed data holds 3 of 40 rows.
+        var full = Variant("png-gray8");
+        using var img = ImageFixtures.Pattern(40, 3);
+        var shortPng = ImageFixtures.Encode(img, new SixLabors.ImageSharp.Formats.Png.PngEncoder { ColorType = SixLabors.ImageSharp.Formats.Png.PngColorType.Grayscale });
+        shortPng[23] = 40; // IHDR height (big-endian, low byte at 23) 3 → 40; fix the CRC
+        var crc = ImageFixtures.Crc32(shortPng.AsSpan(12, 17));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(shortPng.AsSpan(29), crc);
+        var ex = Assert.Throws<InputException>(() => _decoder.Decode(shortPng).Dispose());
+        Assert.Contains("truncated image data", ex.Message);
+        using var ok = _decoder.Decode(full);
+    }
+
     [Theory]
     [InlineData(100_000, 100_000)]
     [InlineData(10_000, 10_000)]

@@ -155,7 +155,7 @@ public class VisionPreprocessorTests
     public void Process_MatchesTheRecipesPreprocessing(string file)
     {
         string dir = Path.Combine(VisionPackage.Directory, "reference");
-        var expected = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "preprocess.json")))![file]!.AsArray()
+        var expected = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "preprocess.json")))!["files"]![file]!["tensor"]!.AsArray()
             .Select(v => v!.GetValue<float>()).ToArray();
         var meta = VisionMetadata.From(VisionPackage.Info());
         using var decoded = new ImageDecoder().Decode(File.ReadAllBytes(Path.Combine(dir, file)));

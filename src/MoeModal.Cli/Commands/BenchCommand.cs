@@ -45,6 +45,9 @@ public static class BenchCommand
             var baselines = model.Manifest.Baselines;
             if (baselines.MoeLayers.Count == 0 && baselines.Dense is null)
                 throw new UsageException($"package '{model.Manifest.Name}' declares no baselines to compare against");
+            // Both sides run with the same ONNX Runtime settings. (Letting the dense graph's threads
+            // spin did not make it faster here, and in alternating runs its spinning threads steal
+            // the cores the routed run needs right after it.)
             var options = model.Options;
             using var dense = baselines.Dense is null ? null : StandaloneGraph.Load(model.Directory, baselines.Dense, options, "baseline/dense");
             var layers = baselines.MoeLayers.ToDictionary(kv => kv.Key, kv => StandaloneGraph.Load(model.Directory, kv.Value, options, $"baseline/{kv.Key}"));

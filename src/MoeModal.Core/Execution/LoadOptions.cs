@@ -35,6 +35,13 @@ public sealed record LoadOptions
     /// <summary>Experts of one moe step that run at once; each expert session then uses one thread.</summary>
     public int ExpertParallelism { get; init; } = Environment.ProcessorCount;
 
+    /// <summary>
+    /// Let ONNX Runtime's pool threads spin between runs. Off by default: a package has many small
+    /// sessions on few cores, and threads spinning after one session's run steal the cores the
+    /// next session needs (measured: batch-1 latency 30× worse with spinning on 2 cores).
+    /// </summary>
+    public bool AllowSpinning { get; init; }
+
     /// <summary>ONNX files larger than this are refused (stops a package from exhausting memory at load).</summary>
     public long MaxOnnxBytes { get; init; } = 1L << 30;
 

@@ -38,27 +38,21 @@ internal static class OrtEnvironment
         ];
         var path = candidates.FirstOrDefault(File.Exists);
         if (path is null) return "the CUDA provider library (onnxruntime_providers_cuda) is not beside the program";
-        if (OperatingSystem.IsLinux())
+        try
         {
-            try
-            {
-                // dlopen's own words name the missing dependency (e.g. libcublasLt.so.13).
-                IntPtr handle = DlOpen(path, 2 /* RTLD_NOW */);
-                if (handle != IntPtr.Zero) return null;
-                IntPtr err = DlError();
-                return err == IntPtr.Zero ? "dlopen failed" : Marshal.PtrToStringUTF8(err);
-            }
-            catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
-            {
-                // Not glibc: fall through to the portable probe.
-            }
+            NativeLibrary.Free(NativeLibrary.Load(path));
+            return null;
         }
-        return NativeLibrary.TryLoad(path, out _) ? null : $"{Path.GetFileName(path)} or one of its dependencies (CUDA, cuDNN) cannot be loaded";
+        catch (DllNotFoundException ex)
+        {
+            // .NET puts the dynamic loader's own words (which dependency is missing, e.g.
+            // libcublasLt.so.13) on the message's last line.
+            var lines = ex.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            return lines.Length > 1 ? lines[^1] : ex.Message;
+        }
+        catch (BadImageFormatException ex)
+        {
+            return ex.Message;
+        }
     }
-
-    [DllImport("libc.so.6", EntryPoint = "dlopen")]
-    private static extern IntPtr DlOpen(string fileName, int flags);
-
-    [DllImport("libc.so.6", EntryPoint = "dlerror")]
-    private static extern IntPtr DlError();
 }

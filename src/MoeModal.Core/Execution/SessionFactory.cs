@@ -100,7 +100,7 @@ internal sealed class SessionFactory(PackagePaths paths, LoadOptions options)
             so.IntraOpNumThreads = Math.Max(1, threads);
             so.InterOpNumThreads = 1;
             so.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR;
-            if (threads <= 1) so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+            so.AddSessionConfigEntry("session.intra_op.allow_spinning", options.AllowSpinning ? "1" : "0");
             if (ep == ExecutionProviderKind.Cuda) so.AppendExecutionProvider_CUDA(options.CudaDeviceId);
             return new InferenceSession(full, so);
         }

@@ -86,5 +86,5 @@ public sealed record RoutingOptions
     }
 
     public override string ToString() =>
-        $"{PolicyName(Policy)} k={EffectiveK(int.MaxValue)} renormalize={Renormalize} capacity_factor={CapacityFactor} bpr={BatchPrioritized} group={Group.ToString().ToLowerInvariant()}";
+        $"{PolicyName(Policy)} k={EffectiveK(int.MaxValue)} renormalize={(Renormalize ? "true" : "false")} capacity_factor={CapacityFactor} bpr={(BatchPrioritized ? "true" : "false")} group={Group.ToString().ToLowerInvariant()}";
 }
