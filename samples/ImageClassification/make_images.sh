@@ -3,7 +3,7 @@
 # recipe's reference outputs), written in the formats and variants the vision plugin accepts.
 # Needs Debian's dataset-fashion-mnist, imagemagick and python3. File names carry the true label.
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/images"
 IM=/usr/bin/convert
 labels=(tshirt trouser pullover dress coat sandal shirt sneaker bag boot)
 tmp=$(mktemp -d)
