@@ -170,16 +170,45 @@ class Block(nn.Module):
 
 
 class VMoE(nn.Module):
-    def __init__(self, dim=96, heads=4, depth=4, moe_blocks=(1, 3), stem_ch=32, mlp_ratio=4,
-                 num_classes=10):
+    def __init__(self, dim=64, heads=4, depth=4, moe_blocks=(1, 3), stem_ch=32, mlp_ratio=4,
+                 num_classes=10, stem="bn3", peg=False):
         super().__init__()
         self.dim = dim
         self.moe_blocks = tuple(moe_blocks)
-        self.stem = nn.Sequential(
-            nn.Conv2d(1, stem_ch, 3, 1, 1), nn.GELU(),
-            nn.Conv2d(stem_ch, dim, 3, 2, 1), nn.GELU(),  # 14x14
-            nn.Conv2d(dim, dim, 2, 2),  # 7x7 patches
-        )
+        if stem == "plain":
+            self.stem = nn.Sequential(
+                nn.Conv2d(1, stem_ch, 3, 1, 1), nn.GELU(),
+                nn.Conv2d(stem_ch, dim, 3, 2, 1), nn.GELU(),  # 14x14
+                nn.Conv2d(dim, dim, 2, 2),  # 7x7 patches
+            )
+        elif stem == "bn":  # BatchNorm folds into the convolutions at export (eval mode)
+            self.stem = nn.Sequential(
+                nn.Conv2d(1, stem_ch, 3, 1, 1, bias=False), nn.BatchNorm2d(stem_ch), nn.GELU(),
+                nn.Conv2d(stem_ch, 2 * stem_ch, 3, 2, 1, bias=False), nn.BatchNorm2d(2 * stem_ch),
+                nn.GELU(),  # 14x14
+                nn.Conv2d(2 * stem_ch, dim, 2, 2),  # 7x7 patches
+            )
+        elif stem == "bn3":
+            self.stem = nn.Sequential(
+                nn.Conv2d(1, stem_ch, 3, 1, 1, bias=False), nn.BatchNorm2d(stem_ch), nn.GELU(),
+                nn.Conv2d(stem_ch, 2 * stem_ch, 3, 2, 1, bias=False), nn.BatchNorm2d(2 * stem_ch),
+                nn.GELU(),  # 14x14
+                nn.Conv2d(2 * stem_ch, dim, 3, 2, 1),  # 7x7
+            )
+        elif stem == "bn4":
+            self.stem = nn.Sequential(
+                nn.Conv2d(1, stem_ch, 3, 1, 1, bias=False), nn.BatchNorm2d(stem_ch), nn.GELU(),
+                nn.Conv2d(stem_ch, 2 * stem_ch, 3, 2, 1, bias=False), nn.BatchNorm2d(2 * stem_ch),
+                nn.GELU(),  # 14x14
+                nn.Conv2d(2 * stem_ch, 2 * stem_ch, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(2 * stem_ch), nn.GELU(),
+                nn.Conv2d(2 * stem_ch, dim, 3, 2, 1),  # 7x7
+            )
+        else:
+            raise ValueError(stem)
+        # PEG (conditional position encoding, CPVT): a depthwise 3x3 conv over the 7x7 token grid,
+        # added to the residual stream after block 0 (inside trunk0, so later pieces stay generic).
+        self.peg = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim) if peg else None
         self.pos = nn.Parameter(torch.zeros(1, 49, dim))
         nn.init.normal_(self.pos, std=0.02)
         self.blocks = nn.ModuleList(
@@ -194,10 +223,18 @@ class VMoE(nn.Module):
     def classify(self, x):
         return self.head(self.norm(x.mean(1)))
 
+    def run_block(self, i, x, dense_moe=False):
+        x = self.blocks[i](x, dense_moe)
+        if i == 0 and self.peg is not None:
+            B, T, D = x.shape
+            g = x.transpose(1, 2).reshape(B, D, 7, 7)
+            x = x + self.peg(g).flatten(2).transpose(1, 2)
+        return x
+
     def forward(self, img, dense_moe=False):
         x = self.embed(img)
-        for b in self.blocks:
-            x = b(x, dense_moe)
+        for i in range(len(self.blocks)):
+            x = self.run_block(i, x, dense_moe)
         return self.classify(x)
 
     def aux_loss(self):
@@ -218,7 +255,7 @@ class Trunk(nn.Module):
     def forward(self, inp):
         x = self.model.embed(inp) if self.with_embed else inp
         for i in range(self.first_block, self.moe_block):
-            x = self.model.blocks[i](x)
+            x = self.model.run_block(i, x)
         blk = self.model.blocks[self.moe_block]
         x = blk.attn_part(x)
         return x, blk.ln2(x)
@@ -232,7 +269,7 @@ class Head(nn.Module):
 
     def forward(self, x):
         for i in range(self.first_block, len(self.model.blocks)):
-            x = self.model.blocks[i](x)
+            x = self.model.run_block(i, x)
         return self.model.classify(x)
 
 

@@ -102,6 +102,8 @@ def run(path_or_model, feeds):
             y = F.conv2d(x[0], x[1], x[2] if len(x) > 2 else None, stride=a.get("strides", 1),
                          padding=(pads[0], pads[1]), dilation=a.get("dilations", 1),
                          groups=a.get("group", 1))
+        elif op == "BatchNormalization":
+            y = F.batch_norm(x[0], x[3], x[4], x[1], x[2], False, 0.0, a.get("epsilon", 1e-5))
         elif op == "ReduceMean":
             y = x[0].mean(dim=a["axes"], keepdim=bool(a.get("keepdims", 1)))
         elif op == "ReduceSum":
