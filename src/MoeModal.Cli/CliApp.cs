@@ -27,6 +27,7 @@ public static class CliApp
           eval --model DIR --data DIR    accuracy and expert load on a Fashion-MNIST IDX folder
           inspect [--model DIR]          steps, experts, providers, parameters, load time
           bench [--model DIR]            routed MoE layers vs the dense all-experts graph
+          serve-robot --listen HOST:PORT serve the robot policy over TCP (docs/robot-protocol.md)
 
         'moemodal COMMAND --help' shows a command's options.
         """;
@@ -47,7 +48,8 @@ public static class CliApp
                 "eval" => EvalCommand.Run(rest, stdout, stderr),
                 "inspect" => InspectCommand.Run(rest, stdout, stderr),
                 "bench" => BenchCommand.Run(rest, stdout, stderr),
-                _ => throw new UsageException($"unknown command '{args[0]}' (classify, eval, inspect, bench)"),
+                "serve-robot" => ServeRobotCommand.Run(rest, stdout, stderr),
+                _ => throw new UsageException($"unknown command '{args[0]}' (classify, eval, inspect, bench, serve-robot)"),
             };
         }
         catch (UsageException ex)

@@ -3,6 +3,7 @@ using MoeModal.Core;
 using MoeModal.Core.Execution;
 using MoeModal.Core.Packages;
 using MoeModal.Core.Plugins;
+using MoeModal.Plugins.Robotics;
 using MoeModal.Plugins.Vision;
 
 namespace MoeModal.Cli;
@@ -35,7 +36,7 @@ public static class ModelOptions
         return beside;
     }
 
-    public static LoadOptions LoadOptions(Args a, TextWriter stderr)
+    public static LoadOptions LoadOptions(Args a, TextWriter stderr, int? defaultThreads = null)
     {
         var ep = a.Value("--ep") is { } e ? ParseEp(e) : (ExecutionProviderKind?)null;
         var fallback = a.Value("--ep-fallback") switch
@@ -44,7 +45,7 @@ public static class ModelOptions
             "fail" => ProviderFallback.Fail,
             var v => throw new UsageException($"--ep-fallback must be cpu or fail, got '{v}'"),
         };
-        int threads = a.Int("--threads", 1, 256) ?? Environment.ProcessorCount;
+        int threads = a.Int("--threads", 1, 256) ?? defaultThreads ?? Environment.ProcessorCount;
         return new LoadOptions
         {
             ExecutionProvider = ep,
@@ -72,18 +73,18 @@ public static class ModelOptions
     /// <summary>The built-in plugins plus any from --plugins.</summary>
     public static IReadOnlyList<IModalityPlugin> Plugins(Args a, IEnumerable<IModalityPlugin>? builtins = null)
     {
-        var list = new List<IModalityPlugin>(builtins ?? [new VisionModule()]);
+        var list = new List<IModalityPlugin>(builtins ?? [new VisionModule(), new RobotModule()]);
         if (a.Value("--plugins") is { } dir) list.AddRange(PluginLoader.FromFolder(dir));
         return list;
     }
 
     /// <summary>Loads the model and binds its modality's plugin. Errors here exit with code 2.</summary>
     public static (MoeModel Model, IModalityProcessor Processor, IModalityPlugin Plugin) Load(Args a, string defaultPackage,
-        string? requiredModality, TextWriter stderr, IEnumerable<IModalityPlugin>? builtins = null)
+        string? requiredModality, TextWriter stderr, IEnumerable<IModalityPlugin>? builtins = null, int? defaultThreads = null)
     {
         string dir = a.Value("--model") ?? DefaultModel(defaultPackage);
         var plugins = Plugins(a, builtins);
-        var options = LoadOptions(a, stderr);
+        var options = LoadOptions(a, stderr, defaultThreads);
         var manifest = ManifestReader.ReadFile(Path.Combine(Path.GetFullPath(dir), ManifestReader.FileName));
         if (requiredModality is not null && manifest.Modality != requiredModality)
             throw new ModelPackageException($"{dir}: this command needs a {requiredModality} package; '{manifest.Name}' is {manifest.Modality}");

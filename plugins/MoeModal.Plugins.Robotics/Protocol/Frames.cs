@@ -1,0 +1,71 @@
+using System.Buffers.Binary;
+
+namespace MoeModal.Plugins.Robotics.Protocol;
+
+/// <summary>
+/// Length-prefixed frames: a 4-byte big-endian length, then that many bytes. Reads are bounded by
+/// a size cap and by timeouts, so a peer cannot make the host allocate without bound or wait forever.
+/// </summary>
+public static class Frames
+{
+    public const int DefaultMaxFrame = 65536;
+
+    /// <summary>
+    /// Reads one frame into <paramref name="buffer"/> (grown up to <paramref name="maxFrame"/>).
+    /// Returns the payload length, or -1 when the peer closed cleanly between frames.
+    /// <paramref name="idle"/> bounds the wait for a frame to start, <paramref name="stall"/> the
+    /// time to complete it once started.
+    /// </summary>
+    public static async Task<int> ReadAsync(Stream stream, Memory<byte> header, Func<int, Memory<byte>> buffer,
+        int maxFrame, TimeSpan idle, TimeSpan stall, CancellationToken ct)
+    {
+        int got = await ReadSomeAsync(stream, header[..4], idle, ct, allowEof: true, "waiting for a frame").ConfigureAwait(false);
+        if (got == 0) return -1;
+        if (got < 4) await FillAsync(stream, header[got..4], stall, ct, "a frame header").ConfigureAwait(false);
+        uint length = BinaryPrimitives.ReadUInt32BigEndian(header.Span);
+        if (length == 0) throw new ProtocolException("bad_frame", "empty frame (length 0)", fatal: true);
+        if (length > maxFrame) throw new ProtocolException("too_large", $"frame of {length} bytes is over the {maxFrame}-byte limit", fatal: true);
+        var payload = buffer((int)length)[..(int)length];
+        await FillAsync(stream, payload, stall, ct, $"a {length}-byte frame").ConfigureAwait(false);
+        return (int)length;
+    }
+
+    /// <summary>Writes the 4-byte length prefix of a <paramref name="length"/>-byte payload.</summary>
+    public static void WriteHeader(Span<byte> destination, int length) =>
+        BinaryPrimitives.WriteUInt32BigEndian(destination, (uint)length);
+
+    private static async Task FillAsync(Stream stream, Memory<byte> target, TimeSpan stall, CancellationToken ct, string what)
+    {
+        int done = 0;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(stall);
+        while (done < target.Length)
+        {
+            int n;
+            try
+            {
+                n = await stream.ReadAsync(target[done..], timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                throw new ProtocolException("timeout", $"stalled in the middle of {what} ({done} of {target.Length} bytes after {stall.TotalSeconds:F0} s)", fatal: true);
+            }
+            if (n == 0) throw new ProtocolException("bad_frame", $"connection closed in the middle of {what} ({done} of {target.Length} bytes)", fatal: true);
+            done += n;
+        }
+    }
+
+    private static async Task<int> ReadSomeAsync(Stream stream, Memory<byte> target, TimeSpan idle, CancellationToken ct, bool allowEof, string what)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(idle);
+        try
+        {
+            return await stream.ReadAsync(target, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new ProtocolException("timeout", $"idle for {idle.TotalSeconds:F0} s {what}", fatal: true);
+        }
+    }
+}
