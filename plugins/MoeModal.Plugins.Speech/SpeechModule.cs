@@ -39,19 +39,25 @@ public sealed class SpeechProcessor(SpeechMetadata meta, AudioOptions options) :
     public IReadOnlyDictionary<string, Tensor> Preprocess(RawInput input) =>
         new Dictionary<string, Tensor> { [meta.InputName] = Features(Load(input.Bytes.Span)) };
 
-    public JsonObject Postprocess(InferenceOutput output, int item)
+    /// <summary>Greedy CTC units of item <paramref name="item"/>.</summary>
+    public string[] Decode(InferenceOutput output, int item)
     {
         var logits = output.Tensors[meta.OutputName];
         int frames = logits.Shape[1], classes = logits.Shape[2];
         var ids = CtcDecoder.Greedy(logits.AsFloats(meta.OutputName).AsSpan(item * frames * classes, frames * classes), frames, classes);
-        var units = ids.Select(i => meta.Vocabulary[i]).ToArray();
-        var result = new JsonObject
-        {
-            ["text"] = CtcDecoder.Join(units),
-            ["units"] = new JsonArray([.. units.Select(u => (JsonNode)u)]),
-        };
-        var timeline = LanguageTimeline.From(output.Routing, item, meta.ExpertLanguages, meta.FrameSeconds);
-        if (timeline is not null) result["languages"] = timeline;
-        return result;
+        return [.. ids.Select(i => meta.Vocabulary[i])];
+    }
+
+    /// <summary>Which language expert served which stretch (empty when the run was not traced).</summary>
+    public IReadOnlyList<LanguageSpan> Languages(InferenceOutput output, int item) =>
+        LanguageTimeline.From(output.Routing, item, meta.ExpertLanguages, meta.FrameSeconds);
+
+    public JsonObject Postprocess(InferenceOutput output, int item)
+    {
+        var units = Decode(output, item);
+        var json = new Transcription(CtcDecoder.Join(units), units, Languages(output, item), 0, 0, 0, "").ToJson();
+        json.Remove("rtf");
+        json.Remove("seconds");
+        return json;
     }
 }

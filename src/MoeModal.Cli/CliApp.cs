@@ -24,7 +24,9 @@ public static class CliApp
         usage: moemodal COMMAND [options]
 
           classify [options] PATH...     classify image files or folders (one JSON line per file)
+          transcribe [options] PATH...   transcribe Mandarin/English WAV files (one JSON line per file)
           eval --model DIR --data DIR    accuracy and expert load on a Fashion-MNIST IDX folder
+          eval --model DIR --data F.tsv  mixed error rate and real-time factor on a speech test set
           inspect [--model DIR]          steps, experts, providers, parameters, load time
           bench [--model DIR]            routed MoE layers vs the dense all-experts graph
           serve-robot --listen HOST:PORT serve the robot policy over TCP (docs/robot-protocol.md)
@@ -49,7 +51,8 @@ public static class CliApp
                 "inspect" => InspectCommand.Run(rest, stdout, stderr),
                 "bench" => BenchCommand.Run(rest, stdout, stderr),
                 "serve-robot" => ServeRobotCommand.Run(rest, stdout, stderr),
-                _ => throw new UsageException($"unknown command '{args[0]}' (classify, eval, inspect, bench, serve-robot)"),
+                "transcribe" => TranscribeCommand.Run(rest, stdout, stderr),
+                _ => throw new UsageException($"unknown command '{args[0]}' (classify, transcribe, eval, inspect, bench, serve-robot)"),
             };
         }
         catch (UsageException ex)

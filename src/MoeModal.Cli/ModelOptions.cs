@@ -4,6 +4,7 @@ using MoeModal.Core.Execution;
 using MoeModal.Core.Packages;
 using MoeModal.Core.Plugins;
 using MoeModal.Plugins.Robotics;
+using MoeModal.Plugins.Speech;
 using MoeModal.Plugins.Vision;
 
 namespace MoeModal.Cli;
@@ -73,7 +74,7 @@ public static class ModelOptions
     /// <summary>The built-in plugins plus any from --plugins.</summary>
     public static IReadOnlyList<IModalityPlugin> Plugins(Args a, IEnumerable<IModalityPlugin>? builtins = null)
     {
-        var list = new List<IModalityPlugin>(builtins ?? [new VisionModule(), new RobotModule()]);
+        var list = new List<IModalityPlugin>(builtins ?? [new VisionModule(), new RobotModule(), new SpeechModule()]);
         if (a.Value("--plugins") is { } dir) list.AddRange(PluginLoader.FromFolder(dir));
         return list;
     }

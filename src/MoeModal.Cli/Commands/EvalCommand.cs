@@ -2,7 +2,9 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using MoeModal.Abstractions;
 using MoeModal.Core.Execution;
+using MoeModal.Cli.Speech;
 using MoeModal.Core.Hosting;
+using MoeModal.Core.Packages;
 using MoeModal.Plugins.Vision;
 
 namespace MoeModal.Cli.Commands;
@@ -13,6 +15,11 @@ public static class EvalCommand
     private static readonly string Help = $"""
         usage: moemodal eval --model DIR --data DIR [options]
 
+        Speech packages: --data is a TSV file, one utterance per line: wav<TAB>reference units (units
+        separated by spaces; paths relative to the TSV). The last line is one JSON object with mer
+        (unit edit distance / reference units), n, rtf (mean processing time per second of audio),
+        failed, sentence_error_rate. Without --model, a .tsv file selects the bundled speech package.
+
         Vision packages: DIR is a Fashion-MNIST IDX folder (t10k-images-idx3-ubyte[.gz] and
         t10k-labels-idx1-ubyte[.gz]). Progress goes to stderr; the last line on stdout is one JSON
         object: accuracy, n, expert_load (per MoE layer, the fraction of kept assignments each expert
@@ -22,15 +29,21 @@ public static class EvalCommand
           --data DIR               the dataset (required)
           --split NAME             IDX file prefix (default t10k)
           --limit N                evaluate the first N examples only
-          --batch N                examples per model call (default 256)
+          --batch N                examples per model call (vision; default 256)
+          --parallel N             files transcribed at once (speech; default: the number of cores)
+          --max-seconds X          refuse longer audio (speech)
         """;
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         if (CliApp.WantsHelp(args, Help, stdout)) return CliApp.Ok;
-        var a = Args.Parse(args, [.. ModelOptions.Values, "--data", "--split", "--limit", "--batch"], []);
+        var a = Args.Parse(args, [.. ModelOptions.Values, "--data", "--split", "--limit", "--batch", "--parallel", "--max-seconds"], []);
         string data = a.Value("--data") ?? throw new UsageException("eval needs --data");
         if (a.Positionals.Count > 0) throw new UsageException($"eval takes no positional arguments (got '{a.Positionals[0]}')");
+        bool tsv = File.Exists(data);
+        string dir = a.Value("--model") ?? ModelOptions.DefaultModel(tsv ? TranscribeCommand.DefaultPackage : ClassifyCommand.DefaultPackage);
+        string modality = ManifestReader.ReadFile(Path.Combine(Path.GetFullPath(dir), ManifestReader.FileName)).Modality;
+        if (modality == "speech") return SpeechEval.Run(a, data, stdout, stderr);
         var (model, processor, _) = ModelOptions.Load(a, ClassifyCommand.DefaultPackage, null, stderr);
         using (model)
         {
