@@ -53,7 +53,7 @@ public abstract class TaskSim
 
     protected abstract double[] Derivative(double[] s, double[] u);
 
-    /// <summary>Reward of the step just taken (after integration).</summary>
+    /// <summary>Reward of the step about to be taken: from the state before it and the clipped action (Gym convention, as sim.py).</summary>
     protected abstract double Reward(double[] u);
 
     /// <summary>Called after each step: failure/success ends the episode.</summary>
@@ -63,15 +63,15 @@ public abstract class TaskSim
 
     public abstract bool Success { get; }
 
-    /// <summary>Clips, integrates one RK4 step, scores.</summary>
+    /// <summary>Clips, scores (from the state before the step), integrates one RK4 step.</summary>
     public void Step(ReadOnlySpan<double> action)
     {
         var u = new double[ActDim];
         for (int i = 0; i < ActDim; i++) u[i] = Math.Clamp(double.IsFinite(action[i]) ? action[i] : 0, Low[i], High[i]);
+        Return += Reward(u);
         State = Rk4(State, u);
         PostIntegrate();
         Steps++;
-        Return += Reward(u);
         AfterStep();
         if (Steps >= MaxSteps) Done = true;
     }
@@ -95,12 +95,8 @@ public abstract class TaskSim
         return r;
     }
 
-    /// <summary>Wraps an angle to (−π, π].</summary>
-    public static double Wrap(double a)
-    {
-        double r = Math.IEEERemainder(a, 2 * Math.PI);
-        return r <= -Math.PI ? r + 2 * Math.PI : r;
-    }
+    /// <summary>Wraps an angle to (−π, π]: a − 2π·ceil((a − π) / 2π), the formula of sim.py.</summary>
+    public static double Wrap(double a) => a - 2 * Math.PI * Math.Ceiling((a - Math.PI) / (2 * Math.PI));
 
     protected static double Uniform(Random rng, double lo, double hi) => lo + (hi - lo) * rng.NextDouble();
 }
