@@ -129,7 +129,10 @@ public sealed class RobotServer(RobotProcessor processor, Func<IReadOnlyDictiona
         {
             Stats.Error();
             _options.Log?.Invoke($"serve-robot: session {id}: {ex.Code}: {ex.Message}");
-            await TrySend(stream, writer.Frame(("type", "error"), ("code", ex.Code), ("message", ex.Message), ("fatal", true)), ct);
+            var entries = new List<(string, object?)> { ("type", "error"), ("code", ex.Code), ("message", ex.Message), ("fatal", true) };
+            if (ex.Seq is long seq) entries.Add(("seq", seq));
+            if (ex.Tasks is { } tasks) entries.Add(("tasks", tasks));
+            await TrySend(stream, writer.Frame([.. entries]), ct);
         }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
         {
@@ -240,7 +243,10 @@ public sealed class RobotServer(RobotProcessor processor, Func<IReadOnlyDictiona
             if (m.Version != 1) throw new ProtocolException("bad_hello", $"protocol version {m.Version?.ToString() ?? "(missing)"} is not supported (1)", fatal: true);
             if (m.Task is null || m.Variant is null) throw new ProtocolException("bad_hello", "hello needs 'task' and 'variant'", fatal: true);
             var task = server._processor.Catalog.Find(m.Task, m.Variant)
-                ?? throw new ProtocolException("unknown_task", $"unknown task {Trim(m.Task)}/{Trim(m.Variant)}; known: {string.Join(", ", server._processor.Catalog.All.Select(t => $"{t.Task}/{t.Variant}"))}", fatal: true);
+                ?? throw new ProtocolException("unknown_task", $"unknown task {Trim(m.Task)}/{Trim(m.Variant)}; known: {string.Join(", ", server._processor.Catalog.All.Select(t => $"{t.Task}/{t.Variant}"))}", fatal: true)
+                {
+                    Tasks = [.. server._processor.Catalog.All.Select(t => $"{t.Task}/{t.Variant}")],
+                };
             if (m.ObsDim != task.ObsDim || m.ActDim != task.ActDim)
                 throw new ProtocolException("bad_hello", $"{task.Task}/{task.Variant} has obs_dim {task.ObsDim} and act_dim {task.ActDim}; hello says {m.ObsDim?.ToString() ?? "?"} and {m.ActDim?.ToString() ?? "?"}", fatal: true);
             _o.Log?.Invoke($"serve-robot: session {id}: {Trim(m.Robot ?? "robot")} runs {task.Task}/{task.Variant}");

@@ -49,8 +49,11 @@ public sealed class RobotClient : IAsyncDisposable
         }
     }
 
-    /// <summary>Sends one observation and waits for its action. Returns the action, whether it was the safe action, and the round trip.</summary>
-    public async Task<(float[] Action, bool Safe, double RoundTripMs)> StepAsync(long seq, double t, float[] obs, CancellationToken ct)
+    /// <summary>
+    /// Sends one observation and waits for its action. Returns the action, whether it was the safe
+    /// action, the round trip and the host's own time for the step (its <c>infer_us</c>; NaN if absent).
+    /// </summary>
+    public async Task<(float[] Action, bool Safe, double RoundTripMs, double HostMs)> StepAsync(long seq, double t, float[] obs, CancellationToken ct)
     {
         long start = Stopwatch.GetTimestamp();
         await SendAsync(_writer.Frame(("type", "obs"), ("seq", seq), ("t", t), ("obs", obs)), ct);
@@ -60,7 +63,9 @@ public sealed class RobotClient : IAsyncDisposable
             throw new IOException($"host error {reply.Extra.GetValueOrDefault("code")}: {reply.Extra.GetValueOrDefault("message")}");
         if (reply.Type != "act" || reply.Seq != seq || reply.Action is null)
             throw new IOException($"expected act for seq {seq}, got {reply.Type} seq {reply.Seq}");
-        return (reply.Action, reply.Safe ?? false, ms);
+        double host = reply.Extra.GetValueOrDefault("infer_us") is { } us and (long or ulong or int or uint or double)
+            ? Convert.ToDouble(us, System.Globalization.CultureInfo.InvariantCulture) / 1000 : double.NaN;
+        return (reply.Action, reply.Safe ?? false, ms, host);
     }
 
     public async Task CloseAsync(CancellationToken ct)

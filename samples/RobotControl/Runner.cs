@@ -11,6 +11,7 @@ internal sealed class Runner(Options options)
 
     private readonly List<Episode> _episodes = [];
     private readonly List<double> _latencies = [];
+    private readonly List<double> _hostTimes = [];
     private int _next = -1;
 
     public int Failures { get; private set; }
@@ -28,11 +29,12 @@ internal sealed class Runner(Options options)
     private async Task Robot(int robot, int[] ids)
     {
         var latencies = new List<double>();
+        var hostTimes = new List<double>();
         while (true)
         {
             int i = Interlocked.Increment(ref _next);
             if (i >= options.Episodes) break;
-            var ep = await RunEpisode(robot, i, ids[i % ids.Length], latencies);
+            var ep = await RunEpisode(robot, i, ids[i % ids.Length], latencies, hostTimes);
             lock (_episodes)
             {
                 _episodes.Add(ep);
@@ -40,10 +42,14 @@ internal sealed class Runner(Options options)
                 Console.Error.WriteLine($"robot {robot}: episode {i} {ep.SubTask,2} {(ep.Success ? "success" : "FAIL   ")} return {ep.Return,9:F2} steps {ep.Steps}{(ep.Error is null ? "" : $" error: {ep.Error}")}");
             }
         }
-        lock (_latencies) _latencies.AddRange(latencies);
+        lock (_latencies)
+        {
+            _latencies.AddRange(latencies);
+            _hostTimes.AddRange(hostTimes);
+        }
     }
 
-    private async Task<Episode> RunEpisode(int robot, int index, int subTask, List<double> latencies)
+    private async Task<Episode> RunEpisode(int robot, int index, int subTask, List<double> latencies, List<double> hostTimes)
     {
         var sim = TaskTable.Create(subTask);
         sim.Reset(new Random(unchecked(options.Seed * 1_000_003 + index)));
@@ -64,8 +70,9 @@ internal sealed class Runner(Options options)
                     if (wait > 0.001) await Task.Delay(TimeSpan.FromSeconds(wait));
                 }
                 var obs = sim.Observation().Select(v => (float)v).ToArray();
-                var (a, safe, ms) = await client.StepAsync(seq, clock.Elapsed.TotalSeconds, obs, CancellationToken.None);
+                var (a, safe, ms, host) = await client.StepAsync(seq, clock.Elapsed.TotalSeconds, obs, CancellationToken.None);
                 latencies.Add(ms);
+                if (!double.IsNaN(host)) hostTimes.Add(host);
                 if (safe) misses++;
                 for (int k = 0; k < action.Length; k++) action[k] = a[k];
                 sim.Step(action);
@@ -92,6 +99,7 @@ internal sealed class Runner(Options options)
             subtasks[$"{t.Task}/{t.Variant}"] = Summary(g);
         }
         var lat = _latencies.Order().ToArray();
+        var host = _hostTimes.Order().ToArray();
         return new JsonObject
         {
             ["tasks"] = tasks,
@@ -101,6 +109,13 @@ internal sealed class Runner(Options options)
                 ["p50"] = Math.Round(Percentile(lat, 0.50), 4),
                 ["p99"] = Math.Round(Percentile(lat, 0.99), 4),
                 ["max"] = Math.Round(lat.Length == 0 ? 0 : lat[^1], 4),
+            },
+            // The host's own time per step (its infer_us): the rest of the round trip is the network and scheduling.
+            ["host_ms"] = new JsonObject
+            {
+                ["p50"] = Math.Round(Percentile(host, 0.50), 4),
+                ["p99"] = Math.Round(Percentile(host, 0.99), 4),
+                ["max"] = Math.Round(host.Length == 0 ? 0 : host[^1], 4),
             },
             ["deadline_misses"] = _episodes.Sum(e => e.Misses),
             ["steps"] = _episodes.Sum(e => e.Steps),

@@ -106,4 +106,38 @@ public class MsgPackGuardTests
             }
         }
     }
+
+    [Fact]
+    public void Parse_SeqBeyondInt64_OutOfRangeNotOverflow()
+    {
+        // "seq": uint64 2^63 (cf 80 00 …) is valid MessagePack but not a valid sequence number.
+        byte[] frame = [0x82, 0xa4, .. "type"u8, 0xa3, .. "obs"u8, 0xa3, .. "seq"u8, 0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0];
+        var ex = Refused(frame);
+        Assert.Equal("bad_message", ex.Code);
+        Assert.Contains("'seq' is out of range", ex.Message);
+        Assert.DoesNotContain("overflow", ex.Message, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public void Parse_ObservationBeyondFloat32_NamedAndCarriesSeq()
+    {
+        var frame = new MessageWriter().Frame(("type", "obs"), ("seq", 41L), ("obs", new float[] { 0 })).ToArray()[4..];
+        // Patch the float32 element (ca + 4 bytes) into a float64 1e300 (cb + 8 bytes).
+        int at = Array.LastIndexOf(frame, (byte)0xca);
+        byte[] big = [0xcb, .. BitConverter.GetBytes(1e300).Reverse()];
+        byte[] patched = [.. frame[..at], .. big];
+        var ex = Refused(patched);
+        Assert.Contains("'obs[0]' = 1E+300 is outside the float32 range", ex.Message);
+        Assert.Equal(41L, ex.Seq);
+    }
+
+    [Fact]
+    public void Parse_BadElementAfterSeq_ErrorNamesTheObservation()
+    {
+        byte[] frame = [0x83, 0xa4, .. "type"u8, 0xa3, .. "obs"u8, 0xa3, .. "seq"u8, 0x07, 0xa3, .. "obs"u8, 0x91, 0xa1, (byte)'x'];
+        var ex = Refused(frame);
+        Assert.Equal("bad_message", ex.Code);
+        Assert.Contains("'obs[0]' must be a number", ex.Message);
+        Assert.Equal(7L, ex.Seq);
+    }
 }

@@ -42,6 +42,12 @@ public class RobotServerTests
         Assert.Equal("error", err!.Type);
         Assert.Equal(code, err.Extra["code"]);
         Assert.Equal(true, err.Extra["fatal"]);
+        if (code == "unknown_task")
+        {
+            // Machine-readable list of what the host serves.
+            var tasks = Assert.IsType<object?[]>(err.Extra["tasks"]);
+            Assert.Contains("cartpole/standard", tasks);
+        }
         Assert.Null(await c.Receive());
     }
 
@@ -139,6 +145,19 @@ public class RobotServerTests
     }
 
     [Fact]
+    public async Task Frame_StalledInsideHeader_MessageCountsTheHeaderBytes()
+    {
+        await using var f = new ServerFixture(new RobotServerOptions { FrameTimeout = TimeSpan.FromMilliseconds(300) });
+        using var c = await f.Connect();
+        await c.Hello();
+        await c.SendRaw([0x00, 0x00]);   // half a length prefix
+        var err = await c.Receive(5000);
+        Assert.Equal("timeout", err!.Extra["code"]);
+        Assert.Contains("2 of 4 bytes", (string)err.Extra["message"]!);
+        Assert.Null(await c.Receive());
+    }
+
+    [Fact]
     public async Task Connection_IdleBeforeHello_Closed()
     {
         await using var f = new ServerFixture(new RobotServerOptions { IdleTimeout = TimeSpan.FromMilliseconds(300) });
@@ -166,8 +185,9 @@ public class RobotServerTests
     [Fact]
     public async Task SlowInference_SafeActionAndCountedMiss()
     {
-        await using var f = new ServerFixture(new RobotServerOptions { Deadline = TimeSpan.FromMilliseconds(20) },
-            model => inputs => { Thread.Sleep(200); return model.Run(inputs); });
+        // Wide margins (50 ms deadline, 3 s inference): the test checks the mechanism, not the machine's speed.
+        await using var f = new ServerFixture(new RobotServerOptions { Deadline = TimeSpan.FromMilliseconds(50) },
+            model => inputs => { Thread.Sleep(3000); return model.Run(inputs); });
         using var c = await f.Connect();
         await c.Hello();
         var sw = Stopwatch.StartNew();
@@ -175,14 +195,17 @@ public class RobotServerTests
         var act = await c.Receive();
         Assert.True(act!.Safe);
         Assert.Equal(new float[] { 0 }, act.Action!);
-        Assert.True(sw.ElapsedMilliseconds < 190, $"the safe action came after {sw.ElapsedMilliseconds} ms");
+        Assert.True(sw.ElapsedMilliseconds < 2500, $"the safe action came after {sw.ElapsedMilliseconds} ms");
         Assert.Equal(1, f.Server.Stats.DeadlineMisses);
     }
 
     [Fact]
     public async Task HostileClients_DoNotDisturbAGoodRobot()
     {
-        await using var f = new ServerFixture(new RobotServerOptions { FrameTimeout = TimeSpan.FromMilliseconds(500) });
+        // The deadline is wide (2 s) so that a loaded test machine cannot turn this into a timing test:
+        // what is checked is that the good robot keeps getting real actions, in order, and is never
+        // closed. Latency under attack is measured with the sample against serve-robot (README).
+        await using var f = new ServerFixture(new RobotServerOptions { FrameTimeout = TimeSpan.FromMilliseconds(500), Deadline = TimeSpan.FromSeconds(2) });
         using var good = await f.Connect();
         await good.Hello();
         var rng = new Random(3);
@@ -216,6 +239,7 @@ public class RobotServerTests
             await good.Send(("type", "obs"), ("seq", seq), ("obs", new float[] { 0.1f, 0.2f, 0.3f, 0.4f }));
             var act = await good.Receive();
             Assert.Equal("act", act!.Type);
+            Assert.Equal(seq, act.Seq);
             Assert.False(act.Safe);
         }
         await Task.WhenAll(attackers);

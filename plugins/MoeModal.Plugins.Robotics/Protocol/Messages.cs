@@ -37,8 +37,8 @@ public sealed class RobotMessage
             double? t = null;
             float[]? obs = null, action = null;
             bool? safe = null;
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            var extra = new Dictionary<string, object?>(StringComparer.Ordinal);
+            var seen = new HashSet<string>(MsgPackGuard.KeyComparer);
+            var extra = new Dictionary<string, object?>(MsgPackGuard.KeyComparer);
             for (int i = 0; i < n; i++)
             {
                 if (r.NextMessagePackType != MessagePackType.String) throw Bad("map keys must be strings");
@@ -71,15 +71,46 @@ public sealed class RobotMessage
             foreach (var (k, v) in extra) m.Extra[k] = v;
             return m;
         }
+        catch (ProtocolException ex) when (ex.Seq is null && SeqSoFar(frame) is long s)
+        {
+            throw new ProtocolException(ex.Code, ex.Message, ex.Fatal, s);
+        }
         catch (ProtocolException)
         {
             throw;
         }
         catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or OverflowException or InvalidOperationException or ArgumentException)
         {
-            throw Bad($"not valid MessagePack ({ex.Message})");
+            throw Bad($"not valid MessagePack ({ex.Message})", SeqSoFar(frame));
         }
     }
+
+    /// <summary>
+    /// The frame's <c>seq</c> when it can be read although the message as a whole cannot, so an
+    /// error about an observation names the observation. Null when there is none or it is unreadable.
+    /// </summary>
+    private static long? SeqSoFar(ReadOnlyMemory<byte> frame)
+    {
+        try
+        {
+            var r = new MessagePackReader(frame);
+            int n = r.ReadMapHeader();
+            for (int i = 0; i < n; i++)
+            {
+                if (r.NextMessagePackType != MessagePackType.String) return null;
+                string? key = r.ReadString();
+                if (key == "seq")
+                    return r.NextMessagePackType == MessagePackType.Integer && r.ReadInt64() is >= 0 and var v ? v : null;
+                r.Skip();
+            }
+        }
+        catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or OverflowException or InvalidOperationException or ArgumentException)
+        {
+        }
+        return null;
+    }
+
+    private static ProtocolException Bad(string what, long? seq) => new("bad_message", what, fatal: false, seq);
 
     private static ProtocolException Bad(string what) => new("bad_message", what, fatal: false);
 
@@ -89,8 +120,16 @@ public sealed class RobotMessage
     private static long Int(ref MessagePackReader r, string key, long min, long max)
     {
         if (r.NextMessagePackType != MessagePackType.Integer) throw Bad($"'{key}' must be an integer, not {r.NextMessagePackType}");
-        long v = r.ReadInt64();
-        if (v < min || v > max) throw Bad($"'{key}' = {v} is out of range");
+        long v;
+        try
+        {
+            v = r.ReadInt64();
+        }
+        catch (OverflowException)
+        {
+            throw Bad($"'{key}' is out of range ({min} … {max})");
+        }
+        if (v < min || v > max) throw Bad($"'{key}' = {v} is out of range ({min} … {max})");
         return v;
     }
 
@@ -106,7 +145,14 @@ public sealed class RobotMessage
         if (r.NextMessagePackType != MessagePackType.Array) throw Bad($"'{key}' must be an array of numbers, not {r.NextMessagePackType}");
         int n = r.ReadArrayHeader();
         var a = new float[n];
-        for (int i = 0; i < n; i++) a[i] = (float)Num(ref r, $"{key}[{i}]");
+        for (int i = 0; i < n; i++)
+        {
+            double v = Num(ref r, $"{key}[{i}]");
+            // NaN and infinities pass here and are refused with the observation's own error;
+            // finite values that float32 cannot hold are refused here rather than becoming infinite.
+            if (double.IsFinite(v) && Math.Abs(v) > float.MaxValue) throw Bad($"'{key}[{i}]' = {v:R} is outside the float32 range");
+            a[i] = (float)v;
+        }
         return a;
     }
 

@@ -5,11 +5,20 @@ namespace MoeModal.Plugins.Robotics.Protocol;
 /// <summary>
 /// Walks a frame's MessagePack structure before anything interprets it, iteratively (no
 /// recursion a hostile frame could exhaust): bounded nesting, bounded map and array sizes, no
-/// extension types, exactly one top-level map and nothing after it.
+/// extension types, exactly one top-level map and nothing after it. The limits tighten
+/// MessagePack's own <see cref="MessagePackSecurity.UntrustedData"/> settings, whose
+/// collision-resistant comparer keys every map the parser builds from a peer's strings.
 /// </summary>
 public static class MsgPackGuard
 {
     public const int MaxDepth = 8;
+
+    /// <summary>MessagePack's untrusted-data settings with this protocol's nesting limit.</summary>
+    public static readonly MessagePackSecurity Security = MessagePackSecurity.UntrustedData.WithMaximumObjectGraphDepth(MaxDepth);
+
+    /// <summary>Key comparer for anything built from a peer's map keys (hash-flooding resistant).</summary>
+    public static IEqualityComparer<string> KeyComparer { get; } = Security.GetEqualityComparer<string>();
+
     public const int MaxMapEntries = 64;
     public const int MaxArrayLength = 1024;
 
@@ -33,7 +42,7 @@ public static class MsgPackGuard
                     {
                         int n = reader.ReadMapHeader();
                         if (n > MaxMapEntries) throw Bad($"a map with {n} entries (limit {MaxMapEntries})");
-                        if (++depth > MaxDepth) throw Bad($"nesting deeper than {MaxDepth}");
+                        if (++depth > Security.MaximumObjectGraphDepth) throw Bad($"nesting deeper than {MaxDepth} levels (the top-level map is level 1)");
                         remaining[depth] = n * 2;
                         break;
                     }
@@ -41,7 +50,7 @@ public static class MsgPackGuard
                     {
                         int n = reader.ReadArrayHeader();
                         if (n > MaxArrayLength) throw Bad($"an array of {n} elements (limit {MaxArrayLength})");
-                        if (++depth > MaxDepth) throw Bad($"nesting deeper than {MaxDepth}");
+                        if (++depth > Security.MaximumObjectGraphDepth) throw Bad($"nesting deeper than {MaxDepth} levels (the top-level map is level 1)");
                         remaining[depth] = n;
                         break;
                     }

@@ -9,4 +9,7 @@ public sealed class ProtocolException(string code, string message, bool fatal, l
     public string Code { get; } = code;
     public bool Fatal { get; } = fatal;
     public long? Seq { get; } = seq;
+
+    /// <summary>For <c>unknown_task</c>: the "task/variant" names the host serves (sent as the error's <c>tasks</c>).</summary>
+    public string[]? Tasks { get; init; }
 }
