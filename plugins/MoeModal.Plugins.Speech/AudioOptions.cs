@@ -6,8 +6,13 @@ public sealed record AudioOptions
     /// <summary>Largest file read. Stops a client from making the host buffer gigabytes.</summary>
     public long MaxFileBytes { get; init; } = 256L << 20;
 
-    /// <summary>Longest audio decoded (seconds). Stops a small header from declaring hours of samples to allocate.</summary>
-    public double MaxSeconds { get; init; } = 600;
+    /// <summary>
+    /// Longest audio decoded (seconds). Stops a small header from declaring hours of samples to
+    /// allocate, and bounds the encoder's memory: its self-attention is quadratic in length
+    /// (120 s = 3000 frames of 40 ms ≈ 150 MB of attention scores per layer; 600 s would be
+    /// ≈ 3.6 GB). The bundled model serves voice commands of a few seconds.
+    /// </summary>
+    public double MaxSeconds { get; init; } = 120;
 
     /// <summary>Most channels accepted (WAVE_FORMAT_EXTENSIBLE allows up to 32 speaker positions).</summary>
     public int MaxChannels { get; init; } = 32;

@@ -18,7 +18,8 @@ public static class EvalCommand
         Speech packages: --data is a TSV file, one utterance per line: wav<TAB>reference units (units
         separated by spaces; paths relative to the TSV). The last line is one JSON object with mer
         (unit edit distance / reference units), n, rtf (mean processing time per second of audio),
-        failed, sentence_error_rate. Without --model, a .tsv file selects the bundled speech package.
+        failed (files that could not be read; each counts as all its units deleted), sentence_error_rate.
+        Without --model, a .tsv file selects the bundled speech package.
 
         Vision packages: DIR is a Fashion-MNIST IDX folder (t10k-images-idx3-ubyte[.gz] and
         t10k-labels-idx1-ubyte[.gz]). Progress goes to stderr; the last line on stdout is one JSON

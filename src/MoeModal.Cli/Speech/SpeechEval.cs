@@ -7,7 +7,8 @@ namespace MoeModal.Cli.Speech;
 
 /// <summary>
 /// moemodal eval on a speech package: a TSV of "wav&lt;TAB&gt;reference units" (units separated by
-/// spaces; paths relative to the TSV). Mixed error rate = unit edit distance / reference units.
+/// spaces; paths relative to the TSV). Mixed error rate = unit edit distance / reference units;
+/// a file that fails counts as all its units deleted (and is reported in "failed").
 /// </summary>
 public static class SpeechEval
 {
@@ -53,7 +54,12 @@ public static class SpeechEval
                 var line = lines[i++];
                 if (r.Result is not { } t)
                 {
+                    // A file that cannot be read counts as all its reference units deleted, so
+                    // unreadable files cannot make the error rate look better.
                     failed++;
+                    edits += line.Reference.Length;
+                    refUnits += line.Reference.Length;
+                    sentencesWrong++;
                     stderr.WriteLine($"eval: {line.Wav}: {r.Error}");
                     continue;
                 }
@@ -80,7 +86,7 @@ public static class SpeechEval
                 ["rtf_total"] = Math.Round(audioSeconds > 0 ? processing / audioSeconds : 0, 5),
                 ["edits"] = edits,
                 ["reference_units"] = refUnits,
-                ["sentence_error_rate"] = Math.Round(n > 0 ? sentencesWrong / (double)n : 0, 4),
+                ["sentence_error_rate"] = Math.Round(n + failed > 0 ? sentencesWrong / (double)(n + failed) : 0, 4),
                 ["audio_seconds"] = Math.Round(audioSeconds, 2),
                 ["seconds"] = Math.Round(sw.Elapsed.TotalSeconds, 2),
                 ["parallel"] = parallel,
