@@ -108,6 +108,13 @@ public sealed class ImageDecoder
             throw new InputException($"{kind}: header declares {width}×{height} = {(long)width * height} pixels, over the {_options.MaxPixels}-pixel budget (decompression bomb?)");
     }
 
-    private static string Hex(ReadOnlySpan<byte> b) =>
-        Convert.ToHexString(b[..Math.Min(8, b.Length)]).ToLowerInvariant();
+    /// <summary>The first bytes in hex, and as text where they are printable ASCII (e.g. <c>68656c6c6f2c2074 "hello, t"</c>).</summary>
+    private static string Hex(ReadOnlySpan<byte> b)
+    {
+        var head = b[..Math.Min(8, b.Length)];
+        string hex = Convert.ToHexString(head).ToLowerInvariant();
+        foreach (byte c in head)
+            if (c is < 0x20 or > 0x7e) return hex;
+        return $"{hex} \"{System.Text.Encoding.ASCII.GetString(head)}\"";
+    }
 }

@@ -24,7 +24,7 @@ var processor = new VisionModule().Bind(model.Info);
 var pipeline = new BatchPipeline(model, processor, batchSize: 32, new RunRequest { TraceTokens = true });
 var files = Directory.GetFiles(imageDir).Order(StringComparer.Ordinal).ToArray();
 Console.WriteLine($"{model.Manifest.Name}: {model.Report.Parameters:N0} parameters, loaded in {model.Report.LoadTime.TotalMilliseconds:F0} ms");
-Console.WriteLine($"{"file",-22} {"predicted",-12} {"score",6}  {"truth",-12} experts (moe1 | moe3: top-1 per patch, most used first)");
+Console.WriteLine($"{"file",-22} {"predicted",-12} {"score",6}  {"truth",-13} experts (moe1 | moe3: top-1 per patch, most used first)");
 
 int correct = 0, known = 0, failed = 0;
 foreach (var r in pipeline.Run(files.Select(f => new PipelineItem(f, () => File.ReadAllBytes(f)))))
@@ -42,7 +42,7 @@ foreach (var r in pipeline.Run(files.Select(f => new PipelineItem(f, () => File.
     string mark = truth is null ? " " : truth == label ? "✓" : "✗";
     if (truth is not null) { known++; if (truth == label) correct++; }
     var experts = r.Result["experts"]!.AsObject().Select(kv => Labels.Histogram(kv.Value!.AsArray().Select(v => v!.GetValue<int>())));
-    Console.WriteLine($"{name,-22} {label,-12} {score,6:F3}  {truth ?? "?",-11}{mark} {string.Join(" | ", experts)}");
+    Console.WriteLine($"{name,-22} {label,-12} {score,6:F3}  {truth ?? "?",-12}{mark} {string.Join(" | ", experts)}");
 }
 Console.WriteLine($"{correct}/{known} correct{(failed > 0 ? $", {failed} failed" : "")}");
 return failed > 0 ? 1 : 0;

@@ -2,13 +2,15 @@
 write the reference outputs."""
 import json
 import os
+import sys
 import shutil
 
 import numpy as np
 import onnx
 import torch
 
-import onnx_eval
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "common"))  # onnx_eval
+import onnx_eval  # noqa: E402
 import sim
 from model import DenseFull, Head, MoeDense, Trunk
 

@@ -1,13 +1,15 @@
 """Export the code-switching model as a MoeModal package (moemodal-package/1) and verify it."""
 import json
 import os
+import sys
 import shutil
 
 import numpy as np
 import onnx
 import torch
 
-import onnx_eval
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "common"))  # onnx_eval
+import onnx_eval  # noqa: E402
 from model import Dense, Head, MoeDense, Trunk0, TrunkN, N_EXPERTS
 
 OPSET = 17

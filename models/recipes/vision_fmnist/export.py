@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import sys
 import shutil
 import time
 
@@ -162,6 +163,7 @@ def evaluate_routing(model, x, y, routing, bs=500):
 # Verification of the exported files
 # ---------------------------------------------------------------------------------------------
 def verify(model, out, xte):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "common"))
     import onnx_eval
     D = model.dim
     report = {}

@@ -44,7 +44,7 @@ internal sealed class SessionFactory(PackagePaths paths, LoadOptions options)
                     _cudaFailure = DescribeCudaFailure(ex);
                     string msg = $"cuda: cannot run '{shownPath}' on CUDA (device {options.CudaDeviceId}): {_cudaFailure}";
                     if (options.Fallback == ProviderFallback.Fail)
-                        throw ModelPackageException.At(shownPath, step, null, msg + " (use --ep cpu, or allow fallback to CPU)", ex);
+                        throw ModelPackageException.At(shownPath, step, null, msg + " (use --ep cpu, or --ep-fallback cpu to run these subgraphs on the CPU)", ex);
                     options.Log?.Invoke($"warning: {msg}; falling back to CPU for this package's CUDA subgraphs");
                 }
             }

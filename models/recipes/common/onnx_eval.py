@@ -1,9 +1,6 @@
-"""A tiny ONNX interpreter (torch ops) for the handful of ops our exported graphs use.
-
-There is no onnxruntime for Python here, so this runs the *exported files* (not the torch
-modules) to check that they compute what the model computes, with batch/token sizes other than
-the ones used for tracing (catches baked-in shapes).
-"""
+"""A tiny ONNX interpreter (torch ops) for the handful of ops the recipes' exported graphs use,
+shared by all recipes (there is no onnxruntime for Python on this machine). Each recipe puts
+models/recipes/common on sys.path and runs its exported files through `run` to verify them."""
 import numpy as np
 import onnx
 import torch
@@ -96,6 +93,35 @@ def run(path_or_model, feeds):
             ax = a.get("axis", -1) % x[0].dim()
             shp = list(x[0].shape[ax:])
             y = F.layer_norm(x[0], shp, x[1], x[2] if len(x) > 2 else None, a.get("epsilon", 1e-5))
+        elif op == "Clip":
+            lo = x[1] if len(x) > 1 and x[1] is not None else None
+            hi = x[2] if len(x) > 2 and x[2] is not None else None
+            y = x[0]
+            if lo is not None:
+                y = torch.maximum(y, lo.to(y.dtype))
+            if hi is not None:
+                y = torch.minimum(y, hi.to(y.dtype))
+        elif op == "Neg":
+            y = -x[0]
+        elif op == "Relu":
+            y = torch.relu(x[0])
+        elif op == "Conv" and x[0].dim() == 3:
+            pads = a.get("pads", [0, 0])
+            assert pads[0] == pads[1]
+            y = F.conv1d(x[0], x[1], x[2] if len(x) > 2 else None, stride=a.get("strides", [1])[0],
+                         padding=pads[0], dilation=a.get("dilations", [1])[0],
+                         groups=a.get("group", 1))
+        elif op == "Pad":
+            assert a.get("mode", b"constant") in (b"constant", "constant")
+            p = x[1].tolist()
+            nd = x[0].dim()
+            tp = []
+            for ax in reversed(range(nd)):
+                tp += [p[ax], p[ax + nd]]
+            val = float(x[2]) if len(x) > 2 and x[2] is not None and x[2].numel() else 0.0
+            y = F.pad(x[0], tp, value=val)
+        elif op == "LogSoftmax":
+            y = torch.log_softmax(x[0], dim=a.get("axis", -1))
         elif op == "Conv":
             pads = a.get("pads", [0, 0, 0, 0])
             assert pads[0] == pads[2] and pads[1] == pads[3]
@@ -127,14 +153,18 @@ def run(path_or_model, feeds):
             starts, ends = x[1].tolist(), x[2].tolist()
             axes = x[3].tolist() if len(x) > 3 and x[3] is not None else list(range(len(starts)))
             steps = x[4].tolist() if len(x) > 4 and x[4] is not None else [1] * len(starts)
-            sl = [slice(None)] * x[0].dim()
+            y = x[0]
             for s, e, ax, st in zip(starts, ends, axes, steps):
-                assert st == 1
-                n = x[0].shape[ax]
-                s = max(0, min(n, s + n if s < 0 else s))
-                e = max(0, min(n, e + n if e < 0 else e))
-                sl[ax] = slice(s, e)
-            y = x[0][tuple(sl)]
+                ax = int(ax) % y.dim()
+                n = y.shape[ax]
+                if st > 0:
+                    s = max(0, min(n, s + n if s < 0 else s))
+                    e = max(0, min(n, e + n if e < 0 else e))
+                else:  # ONNX: start clamps to [0, n-1], end to [-1, n-1]
+                    s = max(-1, min(n - 1, s + n if s < 0 else s))
+                    e = max(-1, min(n - 1, e + n if e < 0 else e))
+                idx = torch.arange(s, e, st, dtype=torch.int64)
+                y = torch.index_select(y, ax, idx)
         elif op == "Cast":
             y = x[0].to({1: torch.float32, 7: torch.int64, 6: torch.int32, 9: torch.bool}[a["to"]])
         elif op == "Expand":
