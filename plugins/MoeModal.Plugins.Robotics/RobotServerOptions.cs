@@ -21,6 +21,9 @@ public sealed record RobotServerOptions
     /// <summary>Consecutive recoverable errors after which a client is closed (stops error floods).</summary>
     public int MaxConsecutiveErrors { get; init; } = 32;
 
+    /// <summary>Policy runs per sub-task before listening, so JIT and session start-up are not paid inside a deadline.</summary>
+    public int WarmUpRounds { get; init; } = 30;
+
     /// <summary>Receives one line per notable event (connections, fatal errors).</summary>
     public Action<string>? Log { get; init; }
 }

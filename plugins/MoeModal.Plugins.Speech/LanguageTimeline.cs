@@ -10,8 +10,8 @@ public sealed record LanguageSpan(string Lang, double Start, double End);
 /// language's gate weight averaged over the MoE layers. A frame belongs to a language when that
 /// language's share is at least <see cref="Threshold"/>; frames where no language dominates (the
 /// gate was trained towards 50/50 on silence) belong to none. Runs shorter than
-/// <see cref="MinRun"/> frames are merged into their longer neighbour; the spans of "none" are
-/// left out of the result.
+/// <see cref="MinRun"/> frames are merged into their longer neighbour (an input shorter than that
+/// names no language); the spans of "none" are left out of the result.
 /// </summary>
 public static class LanguageTimeline
 {
@@ -78,6 +78,8 @@ public static class LanguageTimeline
             for (int i = runs.Count - 1; i > 0; i--)
                 if (runs[i].Label == runs[i - 1].Label) { runs[i - 1] = (runs[i].Label, runs[i - 1].Start, runs[i].End); runs.RemoveAt(i); }
         }
+        // What is left shorter than MinRun is a whole input shorter than that: too short to name a language.
+        runs.RemoveAll(r => Len(r) < MinRun);
         return runs;
     }
 

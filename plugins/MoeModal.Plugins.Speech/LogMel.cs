@@ -1,12 +1,24 @@
 namespace MoeModal.Plugins.Speech;
 
-/// <summary>Front-end constants, read from the package's metadata.features.</summary>
-public sealed record FeatureSpec(int SampleRate, int FrameLength, int Hop, int NFft, int NMels, double FMin, double FMax, double LogOffset, double[] Std);
+/// <summary>
+/// Front-end constants, read from the package's metadata.features. <see cref="RelFloor"/> and
+/// <see cref="ActiveDb"/> (v2 front end) make the features independent of level and of how much
+/// silence surrounds the speech; without them (0 and +∞) the mean is over all frames (v1).
+/// </summary>
+public sealed record FeatureSpec(int SampleRate, int FrameLength, int Hop, int NFft, int NMels, double FMin, double FMax, double LogOffset, double[] Std)
+{
+    /// <summary>The log's offset is at least this times the utterance's largest mel energy.</summary>
+    public double RelFloor { get; init; }
+
+    /// <summary>Frames whose total mel energy is within this many dB of the loudest frame give the per-utterance mean.</summary>
+    public double ActiveDb { get; init; } = double.PositiveInfinity;
+}
 
 /// <summary>
 /// Log-mel features exactly as the recipe computes them: periodic Hann window, zero-padded real
-/// FFT, power spectrum, HTK-scale triangular filters (no area normalisation), log(x + offset),
-/// per-utterance mean subtraction per bin, division by the training set's per-bin std.
+/// FFT, power spectrum, HTK-scale triangular filters (no area normalisation),
+/// log(x + max(offset, rel_floor·max x)), subtraction of the per-bin mean over the active frames,
+/// division by the training set's per-bin std.
 /// </summary>
 public sealed class LogMel
 {
@@ -57,7 +69,7 @@ public sealed class LogMel
         var y = signal;
         if (y.Length < _spec.FrameLength) { y = new float[_spec.FrameLength]; signal.CopyTo(y, 0); }
         int frames = Frames(y.Length), mels = _spec.NMels, bins = _spec.NFft / 2 + 1;
-        var logMel = new double[frames * mels];
+        var mel = new double[frames * mels];
         var re = new double[_spec.NFft];
         var im = new double[_spec.NFft];
         var power = new double[bins];
@@ -74,16 +86,43 @@ public sealed class LogMel
                 double e = 0;
                 var f = _filters[m];
                 for (int k = _first[m]; k <= _last[m]; k++) e += power[k] * f[k];
-                logMel[t * mels + m] = Math.Log(e + _spec.LogOffset);
+                mel[t * mels + m] = e;
             }
+        }
+        return Normalize(mel, frames);
+    }
+
+    /// <summary>Mel energies [frames × mels] → log, minus the mean over active frames, over std (float32).</summary>
+    private float[] Normalize(double[] mel, int frames)
+    {
+        int mels = _spec.NMels;
+        double max = 0;
+        foreach (double e in mel) max = Math.Max(max, e);
+        double offset = Math.Max(_spec.LogOffset, _spec.RelFloor * max);
+        var energy = new double[frames];
+        double loudest = double.NegativeInfinity;
+        for (int t = 0; t < frames; t++)
+        {
+            double sum = 0;
+            for (int m = 0; m < mels; m++) sum += mel[t * mels + m];
+            energy[t] = Math.Log(sum + offset);
+            loudest = Math.Max(loudest, energy[t]);
+        }
+        double threshold = loudest - _spec.ActiveDb * Math.Log(10.0) / 10.0;
+        for (int i = 0; i < mel.Length; i++) mel[i] = Math.Log(mel[i] + offset);
+        var mean = new double[mels];
+        int active = 0;
+        for (int t = 0; t < frames; t++)
+        {
+            if (!(energy[t] >= threshold)) continue;
+            active++;
+            for (int m = 0; m < mels; m++) mean[m] += mel[t * mels + m];
         }
         var result = new float[frames * mels];
         for (int m = 0; m < mels; m++)
         {
-            double mean = 0;
-            for (int t = 0; t < frames; t++) mean += logMel[t * mels + m];
-            mean /= frames;
-            for (int t = 0; t < frames; t++) result[t * mels + m] = (float)((logMel[t * mels + m] - mean) / _spec.Std[m]);
+            double mu = mean[m] / active;
+            for (int t = 0; t < frames; t++) result[t * mels + m] = (float)((mel[t * mels + m] - mu) / _spec.Std[m]);
         }
         return result;
     }

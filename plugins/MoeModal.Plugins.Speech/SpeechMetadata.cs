@@ -30,7 +30,14 @@ public sealed record SpeechMetadata(
             var spec = new FeatureSpec(
                 f["sample_rate"]!.GetValue<int>(), f["frame_length"]!.GetValue<int>(), f["hop"]!.GetValue<int>(),
                 f["n_fft"]!.GetValue<int>(), f["n_mels"]!.GetValue<int>(), f["fmin"]!.GetValue<double>(), f["fmax"]!.GetValue<double>(),
-                f["log_offset"]!.GetValue<double>(), f["std"]!.AsArray().Select(v => v!.GetValue<double>()).ToArray());
+                f["log_offset"]!.GetValue<double>(), f["std"]!.AsArray().Select(v => v!.GetValue<double>()).ToArray())
+            {
+                // v2 front end; packages without these keys are v1 (mean over all frames).
+                RelFloor = f["rel_floor"]?.GetValue<double>() ?? 0,
+                ActiveDb = f["active_db"]?.GetValue<double>() ?? double.PositiveInfinity,
+            };
+            if (!(spec.RelFloor >= 0) || !(spec.ActiveDb > 0))
+                throw new PluginException($"{where}: metadata.features.rel_floor must be ≥ 0 and active_db > 0");
             if (spec.Std.Length != spec.NMels || spec.Std.Any(s => !(s > 0)))
                 throw new PluginException($"{where}: metadata.features.std must hold {spec.NMels} positive numbers");
             if (input.Shape[2] > 0 && input.Shape[2] != spec.NMels)

@@ -33,6 +33,7 @@ public sealed class WavReader(AudioOptions? options = null)
         if (b.Length < 12) throw new InputException($"truncated: {b.Length} bytes is shorter than a RIFF header");
         string riff = FourCc(b[..4]);
         if (riff == "RF64") throw new InputException("RF64 (WAV over 4 GB) is not supported");
+        if (riff == "RIFX") throw new InputException("big-endian WAV (RIFX) is not supported; convert it with sox in.wav -e signed -b 16 out.wav");
         if (riff != "RIFF" || FourCc(b[8..12]) != "WAVE")
             throw new InputException($"not a WAV file (starts with '{FourCc(b[..4])}'…'{FourCc(b[8..12])}', expected RIFF…WAVE)");
 
@@ -41,15 +42,18 @@ public sealed class WavReader(AudioOptions? options = null)
         if (dataAt < 0) throw new InputException("no 'data' chunk: the file holds no audio");
         var format = ParseFormat(b.Slice(fmtAt, fmtLen));
         var (kind, bytesPerSample) = Classify(format, b.Slice(fmtAt, fmtLen));
-        int channels = format.Channels, rate = format.SampleRate;
+        int channels = format.Channels;
+        // The field is unsigned; NAudio reads it as int, so a huge value would look negative.
+        uint rawRate = BinaryPrimitives.ReadUInt32LittleEndian(b.Slice(fmtAt + 4, 4));
         if (channels < 1 || channels > _o.MaxChannels) throw new InputException($"{channels} channels; 1 to {_o.MaxChannels} are supported");
-        if (rate < _o.MinSampleRate || rate > _o.MaxSampleRate)
-            throw new InputException($"sample rate {rate} Hz is outside {_o.MinSampleRate}–{_o.MaxSampleRate} Hz");
+        if (rawRate < _o.MinSampleRate || rawRate > _o.MaxSampleRate)
+            throw new InputException($"sample rate {rawRate} Hz is outside {_o.MinSampleRate}–{_o.MaxSampleRate} Hz");
+        int rate = (int)rawRate;
         int frameBytes = bytesPerSample * channels;
         long frames = dataLen / frameBytes;
         if (frames == 0) throw new InputException("the data chunk holds no complete sample frame");
         if (frames > _o.MaxSeconds * rate)
-            throw new InputException($"{frames / (double)rate:F1} s of audio is over the {_o.MaxSeconds} s limit");
+            throw new InputException($"{frames / (double)rate:F1} s of audio is over the {_o.MaxSeconds} s limit (split the file, or raise the limit: transcribe --max-seconds)");
         var mono = Decode(b.Slice(dataAt, (int)(frames * frameBytes)), kind, bytesPerSample, channels, (int)frames);
         string desc = $"{kind} {bytesPerSample * 8}-bit, {channels} ch, {rate} Hz";
         return new Audio(mono, rate, channels, desc);

@@ -8,7 +8,7 @@ using RobotControl.Sim;
 var options = Options.Parse(args);
 if (options is null) return 2;
 var runner = new Runner(options);
-var report = await runner.RunAsync();
+var report = runner.Run();
 Console.WriteLine(report.ToJsonString());
 return runner.Failures == 0 ? 0 : 1;
 

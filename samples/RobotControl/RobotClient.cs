@@ -1,15 +1,18 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net.Sockets;
 using MoeModal.Plugins.Robotics.Protocol;
 
 namespace RobotControl;
 
-/// <summary>One robot's connection to the host (docs/robot-protocol.md).</summary>
-public sealed class RobotClient : IAsyncDisposable
+/// <summary>
+/// One robot's connection to the host (docs/robot-protocol.md), with blocking socket calls: a
+/// robot's control loop runs on its own thread and waits for its action in the kernel, so the
+/// measured round trip is the host's and the network's, not a thread pool's.
+/// </summary>
+public sealed class RobotClient : IDisposable
 {
     private readonly TcpClient _tcp;
-    private readonly NetworkStream _stream;
+    private readonly Socket _socket;
     private readonly MessageWriter _writer = new();
     private readonly byte[] _header = new byte[4];
     private byte[] _buffer = new byte[4096];
@@ -18,29 +21,32 @@ public sealed class RobotClient : IAsyncDisposable
     private RobotClient(TcpClient tcp, TimeSpan timeout)
     {
         _tcp = tcp;
-        _stream = tcp.GetStream();
+        _socket = tcp.Client;
         _timeout = timeout;
+        _socket.SendTimeout = (int)timeout.TotalMilliseconds;
     }
 
     public RobotMessage? Welcome { get; private set; }
 
-    public static async Task<RobotClient> ConnectAsync(string host, int port, string task, string variant, int obsDim, int actDim,
-        string name, TimeSpan timeout, CancellationToken ct)
+    public static RobotClient Connect(string host, int port, string task, string variant, int obsDim, int actDim, string name, TimeSpan timeout)
     {
         var tcp = new TcpClient { NoDelay = true };
         try
         {
-            using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            connect.CancelAfter(timeout);
-            await tcp.ConnectAsync(host, port, connect.Token);
+            if (!tcp.ConnectAsync(host, port).Wait(timeout)) throw new IOException($"no connection to {host}:{port} within {timeout.TotalSeconds:F0} s");
             var c = new RobotClient(tcp, timeout);
-            await c.SendAsync(c._writer.Frame(("type", "hello"), ("version", 1), ("task", task), ("variant", variant),
-                ("obs_dim", obsDim), ("act_dim", actDim), ("robot", name)), ct);
-            var reply = await c.ReceiveAsync(ct);
+            c.Send(c._writer.Frame(("type", "hello"), ("version", 1), ("task", task), ("variant", variant),
+                ("obs_dim", obsDim), ("act_dim", actDim), ("robot", name)));
+            var reply = c.Receive();
             if (reply.Type != "welcome")
                 throw new IOException($"host refused {task}/{variant}: {reply.Extra.GetValueOrDefault("code")}: {reply.Extra.GetValueOrDefault("message")}");
             c.Welcome = reply;
             return c;
+        }
+        catch (AggregateException ex) when (ex.InnerException is SocketException se)
+        {
+            tcp.Dispose();
+            throw new IOException($"cannot connect to {host}:{port}: {se.Message}", se);
         }
         catch
         {
@@ -53,11 +59,12 @@ public sealed class RobotClient : IAsyncDisposable
     /// Sends one observation and waits for its action. Returns the action, whether it was the safe
     /// action, the round trip and the host's own time for the step (its <c>infer_us</c>; NaN if absent).
     /// </summary>
-    public async Task<(float[] Action, bool Safe, double RoundTripMs, double HostMs)> StepAsync(long seq, double t, float[] obs, CancellationToken ct)
+    public (float[] Action, bool Safe, double RoundTripMs, double HostMs) Step(long seq, double t, float[] obs)
     {
+        var frame = _writer.Frame(("type", "obs"), ("seq", seq), ("t", t), ("obs", obs));
         long start = Stopwatch.GetTimestamp();
-        await SendAsync(_writer.Frame(("type", "obs"), ("seq", seq), ("t", t), ("obs", obs)), ct);
-        var reply = await ReceiveAsync(ct);
+        Send(frame);
+        var reply = Receive();
         double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         if (reply.Type == "error")
             throw new IOException($"host error {reply.Extra.GetValueOrDefault("code")}: {reply.Extra.GetValueOrDefault("message")}");
@@ -68,22 +75,23 @@ public sealed class RobotClient : IAsyncDisposable
         return (reply.Action, reply.Safe ?? false, ms, host);
     }
 
-    public async Task CloseAsync(CancellationToken ct)
+    public void Close()
     {
         try
         {
-            await SendAsync(_writer.Frame(("type", "close"), ("reason", "episode over")), ct);
+            Send(_writer.Frame(("type", "close"), ("reason", "episode over")));
+            Receive();   // the host's own close
         }
-        catch (IOException)
+        catch (Exception ex) when (ex is IOException or SocketException or ProtocolException)
         {
         }
     }
 
-    private async Task SendAsync(ReadOnlyMemory<byte> frame, CancellationToken ct) => await _stream.WriteAsync(frame, ct);
+    private void Send(ReadOnlyMemory<byte> frame) => _socket.Send(frame.Span);
 
-    private async Task<RobotMessage> ReceiveAsync(CancellationToken ct)
+    private RobotMessage Receive()
     {
-        int n = await Frames.ReadAsync(_stream, _header, Grow, Frames.DefaultMaxFrame, _timeout, _timeout, ct);
+        int n = Frames.Read(_socket, _header, Grow, Frames.DefaultMaxFrame, _timeout, _timeout);
         if (n < 0) throw new IOException("the host closed the connection");
         return RobotMessage.Parse(_buffer.AsMemory(0, n));
     }
@@ -94,9 +102,5 @@ public sealed class RobotClient : IAsyncDisposable
         return _buffer;
     }
 
-    public ValueTask DisposeAsync()
-    {
-        _tcp.Dispose();
-        return ValueTask.CompletedTask;
-    }
+    public void Dispose() => _tcp.Dispose();
 }

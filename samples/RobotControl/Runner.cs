@@ -4,7 +4,10 @@ using RobotControl.Sim;
 
 namespace RobotControl;
 
-/// <summary>Runs episodes on R concurrent robots and gathers success, returns and round-trip latency.</summary>
+/// <summary>
+/// Runs episodes on R concurrent robots — each its own thread with a fixed-rate control loop —
+/// and gathers success, returns and round-trip latency.
+/// </summary>
 internal sealed class Runner(Options options)
 {
     private sealed record Episode(int Index, int SubTask, bool Success, double Return, int Steps, int Misses, string? Error);
@@ -16,17 +19,19 @@ internal sealed class Runner(Options options)
 
     public int Failures { get; private set; }
 
-    public async Task<JsonObject> RunAsync()
+    public JsonObject Run()
     {
         var ids = Enumerable.Range(0, TaskTable.Count).Where(id => options.Tasks is null || options.Tasks.Contains(TaskTable.Create(id).Task)).ToArray();
         if (ids.Length == 0) throw new ArgumentException("--tasks selects no task (cartpole, pendulum, reacher, diffdrive)");
         var sw = Stopwatch.StartNew();
-        var robots = Enumerable.Range(0, options.Robots).Select(r => Task.Run(() => Robot(r, ids))).ToArray();
-        await Task.WhenAll(robots);
+        var robots = Enumerable.Range(0, options.Robots)
+            .Select(r => new Thread(() => Robot(r, ids)) { IsBackground = true, Name = $"robot{r}" }).ToArray();
+        foreach (var t in robots) t.Start();
+        foreach (var t in robots) t.Join();
         return Report(sw.Elapsed);
     }
 
-    private async Task Robot(int robot, int[] ids)
+    private void Robot(int robot, int[] ids)
     {
         var latencies = new List<double>();
         var hostTimes = new List<double>();
@@ -34,7 +39,7 @@ internal sealed class Runner(Options options)
         {
             int i = Interlocked.Increment(ref _next);
             if (i >= options.Episodes) break;
-            var ep = await RunEpisode(robot, i, ids[i % ids.Length], latencies, hostTimes);
+            var ep = RunEpisode(robot, i, ids[i % ids.Length], latencies, hostTimes);
             lock (_episodes)
             {
                 _episodes.Add(ep);
@@ -49,15 +54,15 @@ internal sealed class Runner(Options options)
         }
     }
 
-    private async Task<Episode> RunEpisode(int robot, int index, int subTask, List<double> latencies, List<double> hostTimes)
+    private Episode RunEpisode(int robot, int index, int subTask, List<double> latencies, List<double> hostTimes)
     {
         var sim = TaskTable.Create(subTask);
         sim.Reset(new Random(unchecked(options.Seed * 1_000_003 + index)));
         int misses = 0;
         try
         {
-            await using var client = await RobotClient.ConnectAsync(options.Host, options.Port, sim.Task, sim.Variant, sim.ObsDim, sim.ActDim,
-                $"robot{robot}", options.Timeout, CancellationToken.None);
+            using var client = RobotClient.Connect(options.Host, options.Port, sim.Task, sim.Variant, sim.ObsDim, sim.ActDim,
+                $"robot{robot}", options.Timeout);
             double period = options.Rate > 0 ? 1.0 / options.Rate : 0;
             var clock = Stopwatch.StartNew();
             long seq = 0;
@@ -66,11 +71,12 @@ internal sealed class Runner(Options options)
             {
                 if (period > 0)
                 {
+                    // Fixed rate: step k starts at k·period (a late step does not shift the later ones).
                     double wait = seq * period - clock.Elapsed.TotalSeconds;
-                    if (wait > 0.001) await Task.Delay(TimeSpan.FromSeconds(wait));
+                    if (wait > 0) Thread.Sleep(TimeSpan.FromSeconds(wait));
                 }
                 var obs = sim.Observation().Select(v => (float)v).ToArray();
-                var (a, safe, ms, host) = await client.StepAsync(seq, clock.Elapsed.TotalSeconds, obs, CancellationToken.None);
+                var (a, safe, ms, host) = client.Step(seq, clock.Elapsed.TotalSeconds, obs);
                 latencies.Add(ms);
                 if (!double.IsNaN(host)) hostTimes.Add(host);
                 if (safe) misses++;
@@ -78,7 +84,7 @@ internal sealed class Runner(Options options)
                 sim.Step(action);
                 seq++;
             }
-            await client.CloseAsync(CancellationToken.None);
+            client.Close();
             return new Episode(index, subTask, sim.Success, sim.Return, sim.Steps, misses, null);
         }
         catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or OperationCanceledException or MoeModal.Plugins.Robotics.Protocol.ProtocolException)

@@ -24,6 +24,7 @@ var processor = (SpeechProcessor)new SpeechModule().Bind(model.Info);
 var request = new RunRequest { TraceTokens = true };
 var recognizer = new SpeechRecognizer(processor, inputs => model.Run(inputs, request));
 Console.WriteLine($"{model.Manifest.Name}: {model.Report.Parameters:N0} parameters, experts {string.Join("/", processor.Metadata.ExpertLanguages)}, loaded in {model.Report.LoadTime.TotalMilliseconds:F0} ms");
+Console.WriteLine("experts line: one character per 50 ms — z = the Mandarin expert served it, E = the English expert, · = neither (silence)");
 
 int failed = 0;
 var references = Repo.References(audioDir);

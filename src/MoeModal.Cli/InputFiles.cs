@@ -8,15 +8,25 @@ public static class InputFiles
     /// <summary>
     /// Every path becomes items in order: a file is itself; a folder gives its non-hidden files,
     /// recursively, sorted, without following symbolic links to folders (no loops). A missing
-    /// path becomes an item whose read fails, so it gets its own error line.
+    /// path becomes an item whose read fails, so it gets its own error line. With
+    /// <paramref name="folderExtensions"/>, a folder gives only files with one of those extensions
+    /// (case-insensitive) and <paramref name="skipped"/> hears of the others; files named on the
+    /// command line are always taken.
     /// </summary>
-    public static IEnumerable<PipelineItem> Enumerate(IEnumerable<string> paths, long maxBytes)
+    public static IEnumerable<PipelineItem> Enumerate(IEnumerable<string> paths, long maxBytes,
+        IReadOnlyCollection<string>? folderExtensions = null, Action<string>? skipped = null)
     {
         foreach (var p in paths)
         {
             if (Directory.Exists(p))
             {
-                foreach (var f in Walk(p)) yield return Item(f, maxBytes);
+                foreach (var f in Walk(p))
+                {
+                    if (folderExtensions is null || folderExtensions.Any(x => f.EndsWith(x, StringComparison.OrdinalIgnoreCase)))
+                        yield return Item(f, maxBytes);
+                    else
+                        skipped?.Invoke(f);
+                }
             }
             else
             {

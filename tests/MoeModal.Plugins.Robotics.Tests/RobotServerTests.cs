@@ -186,7 +186,7 @@ public class RobotServerTests
     public async Task SlowInference_SafeActionAndCountedMiss()
     {
         // Wide margins (50 ms deadline, 3 s inference): the test checks the mechanism, not the machine's speed.
-        await using var f = new ServerFixture(new RobotServerOptions { Deadline = TimeSpan.FromMilliseconds(50) },
+        await using var f = new ServerFixture(new RobotServerOptions { Deadline = TimeSpan.FromMilliseconds(50), WarmUpRounds = 0 },
             model => inputs => { Thread.Sleep(3000); return model.Run(inputs); });
         using var c = await f.Connect();
         await c.Hello();

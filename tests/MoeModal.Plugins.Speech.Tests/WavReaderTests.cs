@@ -118,6 +118,9 @@ public class WavReaderTests
             { "rf64", [.. "RF64"u8.ToArray(), .. ok[4..]], "RF64" },
             { "extensible unknown", Riff(Chunk("fmt ", FmtExtensible(0x55, 1, 16000, 16, 4)), Chunk("data", new byte[100])), "sub-format" },
             { "65 channels", Riff(Chunk("fmt ", Fmt(Pcm, 65, 16000, 16)), Chunk("data", new byte[1300])), "channels" },
+            { "rifx", [.. "RIFX"u8.ToArray(), .. ok[4..]], "big-endian" },
+            // 4,000,000,000 Hz: an unsigned field; the message must not show it as a negative int.
+            { "rate 4e9", [.. ok[..24], 0x00, 0x28, 0x6b, 0xee, .. ok[28..]], "sample rate 4000000000 Hz" },
         };
         return d;
     }

@@ -245,7 +245,15 @@ N_FFT = 512
 N_MELS = 80
 FMIN = 20.0
 FMAX = 7600.0
-LOG_OFFSET = 1e-6
+LOG_OFFSET = 1e-10   # only an absolute lower bound; REL_FLOOR sets the floor for any real signal
+# Level-independent floor and statistics (v2 front end): the log's offset is at least REL_FLOOR
+# times the utterance's largest mel energy (80 dB below it), and the per-utterance mean is taken
+# over the "active" frames only: frames whose total mel energy is within ACTIVE_DB of the loudest
+# frame. Digital silence (exact zeros) and quantization noise therefore look the same, and
+# padding a file with silence does not move the mean (the v1 front end subtracted the mean over
+# all frames, so half a second of digital silence shifted every feature).
+REL_FLOOR = 1e-8
+ACTIVE_DB = 40.0
 RESAMPLER = {"kind": "windowed_sinc_hann", "cutoff_factor": 0.95, "half_width_zero_crossings": 16}
 
 
@@ -341,8 +349,8 @@ _FB = mel_filterbank()
 _WIN = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(FRAME_LENGTH) / FRAME_LENGTH)
 
 
-def log_mel(y16):
-    """16 kHz float64 signal -> log mel [T, 80] float64 (before normalization)."""
+def mel_energies(y16):
+    """16 kHz float64 signal -> mel energies [T, 80] float64 (power spectrum through the filters)."""
     y = np.asarray(y16, dtype=np.float64)
     if len(y) < FRAME_LENGTH:
         y = np.concatenate([y, np.zeros(FRAME_LENGTH - len(y))])
@@ -351,14 +359,22 @@ def log_mel(y16):
     frames = y[idx] * _WIN[None, :]
     spec = np.fft.rfft(frames, n=N_FFT, axis=1)
     power = spec.real ** 2 + spec.imag ** 2
-    return np.log(power @ _FB.T + LOG_OFFSET)
+    return power @ _FB.T
+
+
+def normalized_log_mel(mel):
+    """mel energies [T, 80] -> log mel minus the mean over active frames [T, 80] (see REL_FLOOR)."""
+    offset = max(LOG_OFFSET, REL_FLOOR * float(mel.max()))
+    lm = np.log(mel + offset)
+    energy = np.log(mel.sum(axis=1) + offset)
+    active = energy >= energy.max() - ACTIVE_DB * math.log(10.0) / 10.0
+    return lm - lm[active].mean(axis=0, keepdims=True)
 
 
 def features_unscaled(samples, sr, fast=False):
-    """audio at sr -> (log mel minus per-utterance mean [T,80] float64, resampled length)."""
+    """audio at sr -> (normalized log mel [T,80] float64, resampled length)."""
     y = resample_fast(samples, sr) if fast else resample(samples, sr)
-    lm = log_mel(y)
-    return lm - lm.mean(axis=0, keepdims=True), len(y)
+    return normalized_log_mel(mel_energies(y)), len(y)
 
 
 def features(samples, sr, std):

@@ -382,7 +382,10 @@ def main():
             "fmin": common.FMIN, "fmax": common.FMAX, "mel_scale": "htk",
             "window": "hann_periodic", "power": 2, "log_offset": common.LOG_OFFSET,
             "mel_norm": "none", "pre_emphasis": 0.0, "dither": 0.0,
-            "normalize": "subtract per-utterance mean per bin, divide by std",
+            "rel_floor": common.REL_FLOOR, "active_db": common.ACTIVE_DB,
+            "normalize": "log(mel + max(log_offset, rel_floor * max(mel))); subtract the per-bin "
+                         "mean over active frames (total mel energy within active_db of the "
+                         "loudest frame); divide by std",
             "resampler": dict(common.RESAMPLER),
             "std": [float(f"{v:.9g}") for v in std32.tolist()],
         },

@@ -20,20 +20,34 @@ from common import (HOP, FRAME_LENGTH, SAMPLE_RATE, UNIT_ID, dequantize, feature
 ESPEAK_RATE = 22050
 ZH_VOICE = "cmn-latn-pinyin"
 EN_VOICES = ["en-us", "en-gb", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc",
-             "en-gb-x-gbclan", "en-gb-x-gbcwmd"]
+             "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en"]
 # espeak-ng-data/voices/!v variants. Test variants never occur in train/dev.
-TRAIN_VARIANTS = ["f1", "f2", "f3", "f5", "m1", "m2", "m3", "m4", "m6", "m7", "klatt", "klatt2",
-                  "klatt4", "klatt6", "Alex", "Andy", "Annie", "Gene", "Mike", "adam", "anika",
-                  "antonio", "aunty", "belinda", "benjamin", "boris", "david", "ed", "edward",
-                  "gustave", "linda", "max", "michel", "paul", "quincy", "rob", "robert",
-                  "sandro", "steph", "travis", "victor", "grandpa", "iven", "Nguyen"]
 TEST_VARIANTS = ["f4", "m5", "m8", "klatt3", "klatt5", "Andrea", "Denis", "steph2", "edward2",
                  "Mario"]
+VARIANT_DIR = "/usr/lib/x86_64-linux-gnu/espeak-ng-data/voices/!v"
+
+
+def _all_variants():
+    """Every espeak-ng voice variant on the machine (names with spaces left out)."""
+    try:
+        names = sorted(n for n in os.listdir(VARIANT_DIR) if " " not in n)
+    except OSError:
+        names = []
+    return names or ["f1", "f2", "f3", "f5", "m1", "m2", "m3", "m4", "m6", "m7", "klatt",
+                     "klatt2", "klatt4", "klatt6"]
+
+
+# Training uses every other variant (v1 used 44 of them: unseen variants and untrimmed,
+# unpadded synthesis were its weak points on independently made test files).
+TRAIN_VARIANTS = [v for v in _all_variants() if v not in TEST_VARIANTS]
 assert not set(TRAIN_VARIANTS) & set(TEST_VARIANTS)
-TRAIN_SPEED = (135, 200)   # espeak -s, words per minute
-TRAIN_PITCH = (20, 75)     # espeak -p, 0..99
-TEST_SPEED_HELD = [(120, 135), (200, 215)]
-TEST_PITCH_HELD = [(8, 20), (75, 88)]
+NON_SPEECH_FRACTION = 0.015   # train/dev utterances with no speech (empty transcript)
+RAW_FRACTION = 0.4            # utterances made of untrimmed espeak output
+DITHER_FRACTION = 0.3         # files quantized with dither
+TRAIN_SPEED = (115, 220)   # espeak -s, words per minute
+TRAIN_PITCH = (5, 95)      # espeak -p, 0..99
+TEST_SPEED_HELD = [(100, 115), (220, 235)]
+TEST_PITCH_HELD = [(0, 5), (95, 99)]
 # sample rates of the non-telephone "user files" (espeak's 22050 resampled with the front end's kernel)
 USER_RATES = [16000, ESPEAK_RATE, 16000, ESPEAK_RATE, 44100, 48000]
 
@@ -46,18 +60,22 @@ def espeak(voice, text, speed, pitch):
     return x
 
 
-def trim(x, sr=ESPEAK_RATE):
-    """Drop espeak's leading/trailing silence (5 ms rms below 2% of the peak rms), 10 ms margin."""
+def trim_bounds(x, sr=ESPEAK_RATE):
+    """Where espeak's speech is: [a, b) without its leading/trailing silence (5 ms rms below 2 %
+    of the peak rms), 10 ms margin."""
     w = int(0.005 * sr)
     n = len(x) // w
     if n == 0:
-        return x
+        return 0, len(x)
     rms = np.sqrt(np.mean(x[: n * w].reshape(n, w) ** 2, axis=1))
     on = np.nonzero(rms > 0.02 * rms.max())[0]
     if len(on) == 0:
-        return x
-    a = max(0, on[0] * w - int(0.01 * sr))
-    b = min(len(x), (on[-1] + 1) * w + int(0.01 * sr))
+        return 0, len(x)
+    return max(0, on[0] * w - int(0.01 * sr)), min(len(x), (on[-1] + 1) * w + int(0.01 * sr))
+
+
+def trim(x, sr=ESPEAK_RATE):
+    a, b = trim_bounds(x, sr)
     return x[a:b]
 
 
@@ -87,26 +105,37 @@ def make_utterance(split, idx, seed, heldout_frac=0.5):
         speed = rng.randint(*TRAIN_SPEED)
         pitch = rng.randint(*TRAIN_PITCH)
     en_voice = rng.choice(EN_VOICES)
+    if split != "test" and rng.random() < NON_SPEECH_FRACTION:
+        tokens = []   # no speech at all: silence or noise, empty transcript
     segs = segments_of(tokens)
 
-    # synthesize and join at 22050 Hz; record segment boundaries in seconds
+    # Synthesize and join at 22050 Hz; record the speech region of every segment in seconds.
+    # Two styles, as users make such files: "trimmed" (espeak's silences cut, each segment
+    # peak-normalized) and "raw" (espeak's output as it comes, silences and level included).
+    raw = rng.random() < RAW_FRACTION
     parts, bounds = [], []
-    t = int(rng.uniform(0.05, 0.35) * ESPEAK_RATE)
-    parts.append(np.zeros(t))
+    t = 0
     for i, (lang, text, units) in enumerate(segs):
         if i > 0:
-            g = int(rng.choice([0.0, rng.uniform(0.0, 0.08), rng.uniform(0.03, 0.25)])
-                    * ESPEAK_RATE)
+            g = int((rng.uniform(0.0, 0.25) if raw else
+                     rng.choice([0.0, rng.uniform(0.0, 0.08), rng.uniform(0.03, 0.35)])) * ESPEAK_RATE)
             parts.append(np.zeros(g))
             t += g
         voice = (ZH_VOICE if lang == "zh" else en_voice) + "+" + variant
-        x = trim(espeak(voice, text, speed, pitch))
-        x = x / (np.max(np.abs(x)) + 1e-9)
+        x = espeak(voice, text, speed, pitch)
+        a, b = trim_bounds(x)
+        if not raw:
+            x = x[a:b] / (np.max(np.abs(x[a:b])) + 1e-9)
+            a, b = 0, len(x)
+        x = x * 10 ** (rng.uniform(-4, 4) / 20)   # segments are not equally loud
         parts.append(x)
-        bounds.append((lang, t / ESPEAK_RATE, (t + len(x)) / ESPEAK_RATE))
+        bounds.append((lang, (t + a) / ESPEAK_RATE, (t + b) / ESPEAK_RATE))
         t += len(x)
-    parts.append(np.zeros(int(rng.uniform(0.05, 0.35) * ESPEAK_RATE)))
-    sig = np.concatenate(parts)
+    core = np.concatenate(parts) if parts else np.zeros(int(rng.uniform(0.5, 3.0) * ESPEAK_RATE))
+    # leading / trailing silence, none at all included
+    lead = int(rng.choice([0.0, rng.uniform(0.0, 0.1), rng.uniform(0.05, 0.5)]) * ESPEAK_RATE)
+    tail = int(rng.choice([0.0, rng.uniform(0.0, 0.1), rng.uniform(0.05, 0.5)]) * ESPEAK_RATE)
+    bounds = [(l, a + lead / ESPEAK_RATE, b + lead / ESPEAK_RATE) for l, a, b in bounds]
 
     # augmentation -> the "user file"
     if split == "test":
@@ -121,17 +150,31 @@ def make_utterance(split, idx, seed, heldout_frac=0.5):
         bits = 8 if rng.random() < 0.2 else 16
         cond = "+".join([c for c, on in (("noisy", noise_snr is not None), ("tel8k", rate == 8000),
                                           ("8bit", bits == 8)) if on]) or "clean"
-    gain = 10 ** rng.uniform(-1.3, -0.05)  # peak level -26 dB .. -0.4 dBFS
-    sig = sig * gain
+    peak = np.max(np.abs(core)) if np.any(core) else 1.0
+    gain = 10 ** rng.uniform(-1.3, -0.05) / peak  # peak level -26 dB .. -0.4 dBFS
+    core = core * gain
+    sig = np.concatenate([np.zeros(lead), core, np.zeros(tail)])
     if noise_snr is not None:
-        ps = np.mean(np.concatenate([p for p in parts if len(p) and np.any(p)]) ** 2) * gain ** 2
-        nz = nrng.standard_normal(len(sig)) if rng.random() < 0.5 else pink_noise(len(sig), nrng)
-        sig = sig + nz * math.sqrt(ps / 10 ** (noise_snr / 10))
+        speech = [p for p in parts if len(p) and np.any(p)]
+        ps = (np.mean(np.concatenate(speech) ** 2) * gain ** 2) if speech else 10 ** (-rng.uniform(3, 6))
+        # noise over the whole file, or (as when a noisy recording is padded with digital
+        # silence) only over the recording, not over the added lead/tail
+        whole = rng.random() < 0.7
+        n = len(sig) if whole else len(core)
+        nz = nrng.standard_normal(n) if rng.random() < 0.5 else pink_noise(n, nrng)
+        nz = nz * math.sqrt(ps / 10 ** (noise_snr / 10))
+        if whole:
+            sig = sig + nz
+        else:
+            sig[lead:lead + len(core)] += nz
     if rate != ESPEAK_RATE:
         sig = resample_fast(sig, ESPEAK_RATE, rate)
     m = np.max(np.abs(sig))
     if m > 0.99:
         sig = sig * (0.99 / m)
+    if rng.random() < DITHER_FRACTION:   # TPDF dither of one LSB, as sox adds when it reduces bits
+        lsb = 2.0 / (1 << bits)
+        sig = sig + (nrng.random(len(sig)) - nrng.random(len(sig))) * lsb
     q = quantize(sig, bits)
     feats, n16 = features_unscaled(dequantize(q), rate, fast=True)
 

@@ -9,12 +9,16 @@ public static class TranscribeCommand
 {
     public const string DefaultPackage = "speech-codeswitch";
 
+    /// <summary>What a folder is searched for.</summary>
+    public static readonly string[] WavExtensions = [".wav", ".wave"];
+
     private static readonly string Help = $"""
         usage: moemodal transcribe [options] PATH...
 
         Transcribes Mandarin/English code-switched speech in WAV files (PCM 8/16/24/32-bit, float,
         A-law/μ-law, WAVE_FORMAT_EXTENSIBLE; any rate 4–192 kHz, any channel count); folders are
-        searched recursively. One JSON object per file:
+        searched recursively for *.wav and *.wave files (others are skipped and named on stderr;
+        files given by name are always read). One JSON object per file:
           {"{"}"file", "text", "units": [...], "languages": [{"{"}"lang", "start", "end"{"}"}, ...], "rtf", "seconds"{"}"}
         or {"{"}"file", "error"{"}"}. "languages" says which language expert served which stretch
         (seconds); "rtf" is processing time per second of audio.
@@ -34,7 +38,9 @@ public static class TranscribeCommand
         using (model)
         {
             int failed = 0;
-            foreach (var r in SpeechFiles.Transcribe(recognizer, InputFiles.Enumerate(a.Positionals, audio.MaxFileBytes), parallel))
+            var files = InputFiles.Enumerate(a.Positionals, audio.MaxFileBytes, WavExtensions,
+                f => stderr.WriteLine($"transcribe: skipped {f} (not .wav)"));
+            foreach (var r in SpeechFiles.Transcribe(recognizer, files, parallel))
             {
                 var line = new JsonObject { ["file"] = r.Name };
                 if (r.Result is { } t)

@@ -47,7 +47,7 @@ public static class SpeechEval
             double audioSeconds = 0, processing = 0, rtfSum = 0;
             int n = 0, failed = 0;
             var items = lines.Select(l => new PipelineItem(l.Wav, () => InputFiles.ReadCapped(l.Wav, audio.MaxFileBytes)));
-            var worst = new List<(double Rate, string File, string Hyp)>();
+            var worst = new List<(double Rate, string File, string Hyp, string Ref)>();
             int i = 0;
             foreach (var r in SpeechFiles.Transcribe(recognizer, items, parallel))
             {
@@ -71,12 +71,12 @@ public static class SpeechEval
                 processing += t.FrontEndSeconds + t.ModelSeconds;
                 rtfSum += t.Rtf;
                 n++;
-                if (e > 0) worst.Add((e / (double)Math.Max(1, line.Reference.Length), line.Wav, t.Text));
+                if (e > 0) worst.Add((e / (double)Math.Max(1, line.Reference.Length), line.Wav, t.Text, CtcDecoder.Join(line.Reference)));
                 if (n % 25 == 0)
                     stderr.WriteLine($"eval: {n}/{lines.Count}  MER {Rate(edits, refUnits):F4}  rtf {rtfSum / n:F4}");
             }
             foreach (var w in worst.OrderByDescending(w => w.Rate).Take(5))
-                stderr.WriteLine($"eval: worst {w.Rate:F2} {w.File}: {w.Hyp}");
+                stderr.WriteLine($"eval: worst {w.Rate:F2} {w.File}: heard \"{w.Hyp}\", reference \"{w.Ref}\"");
             var result = new JsonObject
             {
                 ["mer"] = Math.Round(Rate(edits, refUnits), 5),
