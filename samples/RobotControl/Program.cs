@@ -12,12 +12,12 @@ var report = runner.Run();
 Console.WriteLine(report.ToJsonString());
 return runner.Failures == 0 ? 0 : 1;
 
-sealed record Options(string Host, int Port, int Robots, int Episodes, double Rate, int Seed, HashSet<string>? Tasks, TimeSpan Timeout)
+sealed record Options(string Host, int Port, int Robots, int Episodes, double Rate, int Seed, HashSet<string>? Tasks, TimeSpan Timeout, int Hostile)
 {
     public static Options? Parse(string[] args)
     {
         string? connect = null;
-        int robots = 4, episodes = 40, seed = 1;
+        int robots = 4, episodes = 40, seed = 1, hostile = 0;
         double rate = 100;
         HashSet<string>? tasks = null;
         double timeoutMs = 2000;
@@ -35,19 +35,21 @@ sealed record Options(string Host, int Port, int Robots, int Episodes, double Ra
                     case "--seed": seed = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                     case "--tasks": tasks = [.. Next().Split(',')]; break;
                     case "--timeout-ms": timeoutMs = double.Parse(Next(), CultureInfo.InvariantCulture); break;
+                    case "--hostile": hostile = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                     default: throw new ArgumentException($"unknown option '{args[i]}'");
                 }
             }
             if (connect is null) throw new ArgumentException("--connect HOST:PORT is required");
             int colon = connect.LastIndexOf(':');
             if (colon <= 0 || !int.TryParse(connect[(colon + 1)..], out int port)) throw new ArgumentException($"--connect '{connect}' is not HOST:PORT");
-            if (robots < 1 || episodes < 1 || rate < 0) throw new ArgumentException("--robots and --episodes must be ≥ 1, --rate ≥ 0 (0 = as fast as possible)");
-            return new Options(connect[..colon], port, robots, episodes, rate, seed, tasks, TimeSpan.FromMilliseconds(timeoutMs));
+            if (robots < 1 || episodes < 1 || rate < 0 || hostile < 0)
+                throw new ArgumentException("--robots and --episodes must be ≥ 1, --rate ≥ 0 (0 = as fast as possible), --hostile ≥ 0");
+            return new Options(connect[..colon], port, robots, episodes, rate, seed, tasks, TimeSpan.FromMilliseconds(timeoutMs), hostile);
         }
         catch (Exception ex) when (ex is ArgumentException or FormatException or OverflowException)
         {
             Console.Error.WriteLine($"RobotControl: {ex.Message}");
-            Console.Error.WriteLine("usage: dotnet run --project samples/RobotControl -- --connect HOST:PORT [--robots R] [--episodes N] [--rate HZ] [--seed S] [--tasks cartpole,pendulum,reacher,diffdrive]");
+            Console.Error.WriteLine("usage: dotnet run --project samples/RobotControl -- --connect HOST:PORT [--robots R] [--episodes N] [--rate HZ] [--seed S] [--tasks cartpole,pendulum,reacher,diffdrive] [--hostile N]");
             return null;
         }
     }

@@ -24,11 +24,20 @@ internal sealed class Runner(Options options)
         var ids = Enumerable.Range(0, TaskTable.Count).Where(id => options.Tasks is null || options.Tasks.Contains(TaskTable.Create(id).Task)).ToArray();
         if (ids.Length == 0) throw new ArgumentException("--tasks selects no task (cartpole, pendulum, reacher, diffdrive)");
         var sw = Stopwatch.StartNew();
+        using var stop = new CancellationTokenSource();
+        var hostile = new Hostile(options.Host, options.Port, options.Seed);
+        var attackers = Enumerable.Range(0, options.Hostile)
+            .Select(h => new Thread(() => hostile.Run(h, stop.Token)) { IsBackground = true, Name = $"hostile{h}" }).ToArray();
+        foreach (var t in attackers) t.Start();
         var robots = Enumerable.Range(0, options.Robots)
             .Select(r => new Thread(() => Robot(r, ids)) { IsBackground = true, Name = $"robot{r}" }).ToArray();
         foreach (var t in robots) t.Start();
         foreach (var t in robots) t.Join();
-        return Report(sw.Elapsed);
+        stop.Cancel();
+        foreach (var t in attackers) t.Join();
+        var report = Report(sw.Elapsed);
+        if (options.Hostile > 0) report["hostile"] = hostile.Report();
+        return report;
     }
 
     private void Robot(int robot, int[] ids)
