@@ -77,7 +77,8 @@ public sealed class RobotServer(RobotProcessor processor, Func<IReadOnlyDictiona
             catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
             {
                 if (ct.IsCancellationRequested) return;
-                Options.Log?.Invoke($"serve-robot: accept failed: {ex.Message}");
+                Log($"accept failed: {ex.Message}");
+                await Task.Delay(100, CancellationToken.None).ConfigureAwait(false);   // e.g. out of file descriptors: do not spin
                 continue;
             }
             int id = Interlocked.Increment(ref _nextSession);
@@ -87,20 +88,31 @@ public sealed class RobotServer(RobotProcessor processor, Func<IReadOnlyDictiona
                 _ = Task.Run(() => RobotSession.Refuse(client, Options));
                 continue;
             }
-            Stats.Opened();
-            var session = new RobotSession(this, id, client);
+            StartSession(id, client);
+        }
+    }
+
+    /// <summary>Starts the connection's thread; if that fails (thread or memory limits), the connection is closed and the host goes on.</summary>
+    private void StartSession(int id, TcpClient client)
+    {
+        Stats.Opened();
+        RobotSession? session = null;
+        try
+        {
+            session = new RobotSession(this, id, client);
             lock (_sessions) _sessions[id] = session;
+            var s = session;
             var thread = new Thread(() =>
             {
                 try
                 {
-                    session.Run();
+                    s.Run();
                 }
                 finally
                 {
                     Stats.Closed();
                     lock (_sessions) _sessions.Remove(id);
-                    session.Finished.TrySetResult();
+                    s.Finished.TrySetResult();
                 }
             }, maxStackSize: 256 * 1024)
             {
@@ -108,6 +120,25 @@ public sealed class RobotServer(RobotProcessor processor, Func<IReadOnlyDictiona
                 Name = $"robot-session-{id}",
             };
             thread.Start();
+        }
+        catch (Exception ex) when (ex is OutOfMemoryException or ThreadStartException or InvalidOperationException)
+        {
+            Log($"cannot serve connection {id}: {ex.Message}");
+            Stats.Closed();
+            lock (_sessions) _sessions.Remove(id);
+            session?.Finished.TrySetResult();
+            client.Dispose();
+        }
+    }
+
+    private void Log(string line)
+    {
+        try
+        {
+            Options.Log?.Invoke($"serve-robot: {line}");
+        }
+        catch (Exception)
+        {
         }
     }
 
@@ -119,7 +150,14 @@ public sealed class RobotServer(RobotProcessor processor, Func<IReadOnlyDictiona
         RobotSession[] running;
         lock (_sessions) running = [.. _sessions.Values];
         foreach (var s in running) s.Abort();
-        await Task.WhenAll(running.Select(s => s.Finished.Task)).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        var all = Task.WhenAll(running.Select(s => s.Finished.Task));
+        if (await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false) != all)
+        {
+            // A session is still inside the policy (a slow or hung model call). Its socket is closed,
+            // so it ends as soon as the call returns; the model must outlive it, so wait.
+            Log($"waiting for {running.Count(s => !s.Finished.Task.IsCompleted)} session(s) still running the policy");
+            await all.ConfigureAwait(false);
+        }
         _stop.Dispose();
     }
 }

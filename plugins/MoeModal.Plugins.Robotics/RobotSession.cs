@@ -65,11 +65,11 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
         catch (ProtocolException ex)
         {
             server.Stats.Error();
-            _o.Log?.Invoke($"serve-robot: session {id}: {ex.Code}: {ex.Message}");
+            Log($"{ex.Code}: {ex.Message}");
             var entries = new List<(string, object?)> { ("type", "error"), ("code", ex.Code), ("message", ex.Message), ("fatal", true) };
             if (ex.Seq is long seq) entries.Add(("seq", seq));
             if (ex.Tasks is { } tasks) entries.Add(("tasks", tasks));
-            TrySend([.. entries]);
+            if (TrySend([.. entries])) Linger();
         }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
         {
@@ -78,12 +78,50 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
         catch (Exception ex)
         {
             server.Stats.Error();
-            _o.Log?.Invoke($"serve-robot: session {id}: internal error: {ex}");
-            TrySend(("type", "error"), ("code", "internal"), ("message", ex.Message), ("fatal", true));
+            Log($"internal error: {ex}");
+            if (TrySend(("type", "error"), ("code", "internal"), ("message", ex.Message), ("fatal", true))) Linger();
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(_buffer);
+            if (_buffer.Length > 0) ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = [];
+        }
+    }
+
+    /// <summary>
+    /// After a fatal error frame: close our side, then read and drop what the peer still sends
+    /// (at most 64 KiB, 1 s) before closing, so the kernel ends with FIN, not a reset that could
+    /// make the peer's stack drop the error frame unread.
+    /// </summary>
+    private void Linger()
+    {
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Send);
+            var sink = new byte[4096];
+            long until = Stopwatch.GetTimestamp() + Stopwatch.Frequency;
+            for (int total = 0; total < 65536 && Stopwatch.GetTimestamp() < until;)
+            {
+                if (!_socket.Poll(100_000, SelectMode.SelectRead)) continue;
+                int n = _socket.Receive(sink);
+                if (n == 0) break;
+                total += n;
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>One line to the host's log; a failing log sink never takes the session (or the process) down.</summary>
+    private void Log(string line)
+    {
+        try
+        {
+            _o.Log?.Invoke($"serve-robot: session {id}: {line}");
+        }
+        catch (Exception)
+        {
         }
     }
 
@@ -93,6 +131,7 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
         while (true)
         {
             int n = Frames.Read(_socket, _header, Buffer, _o.MaxFrameBytes, _o.IdleTimeout, _o.FrameTimeout);
+            long received = Stopwatch.GetTimestamp();   // the deadline runs from here
             if (n < 0) return;
             RobotMessage m;
             try
@@ -107,7 +146,7 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
             switch (m.Type)
             {
                 case "obs":
-                    Observation(task, m);
+                    Observation(task, m, received);
                     break;
                 case "close":
                     Send(("type", "close"), ("reason", "bye"));
@@ -118,7 +157,7 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
                         ("sessions", s.Sessions), ("errors", s.Errors));
                     break;
                 default:
-                    Recoverable(new ProtocolException("bad_message", $"unexpected message type '{Trim(m.Type)}' (obs, close, stats)", false));
+                    Recoverable(new ProtocolException("bad_message", $"unexpected message type '{Trim(m.Type)}' (obs, close, stats)", false, m.Seq));
                     break;
             }
         }
@@ -128,7 +167,9 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
     {
         if (_buffer.Length < length)
         {
-            ArrayPool<byte>.Shared.Return(_buffer);
+            var old = _buffer;
+            _buffer = [];
+            if (old.Length > 0) ArrayPool<byte>.Shared.Return(old);
             _buffer = ArrayPool<byte>.Shared.Rent(length);
         }
         return _buffer;
@@ -136,7 +177,8 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
 
     private RobotTask Hello()
     {
-        int n = Frames.Read(_socket, _header, Buffer, _o.MaxFrameBytes, _o.IdleTimeout, _o.FrameTimeout);
+        // A connection that does not say hello promptly holds a slot for nothing: FrameTimeout, not IdleTimeout.
+        int n = Frames.Read(_socket, _header, Buffer, _o.MaxFrameBytes, _o.FrameTimeout, _o.FrameTimeout);
         if (n < 0) throw new IOException("closed before hello");
         RobotMessage m;
         try
@@ -158,26 +200,44 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
             };
         if (m.ObsDim != task.ObsDim || m.ActDim != task.ActDim)
             throw new ProtocolException("bad_hello", $"{task.Task}/{task.Variant} has obs_dim {task.ObsDim} and act_dim {task.ActDim}; hello says {m.ObsDim?.ToString() ?? "?"} and {m.ActDim?.ToString() ?? "?"}", fatal: true);
-        _o.Log?.Invoke($"serve-robot: session {id}: {Trim(m.Robot ?? "robot")} runs {task.Task}/{task.Variant}");
+        Log($"{Trim(m.Robot ?? "robot")} runs {task.Task}/{task.Variant}");
         Send(("type", "welcome"), ("version", 1), ("session", id), ("task", task.Task), ("variant", task.Variant),
             ("obs_layout", task.ObsLayout), ("act_layout", task.ActLayout), ("act_low", task.ActLow), ("act_high", task.ActHigh),
-            ("safe_action", new float[task.ActDim]), ("deadline_ms", _o.Deadline.TotalMilliseconds), ("dt", catalog.Dt),
+            ("safe_action", SafeAction(task)), ("deadline_ms", _o.Deadline.TotalMilliseconds), ("dt", catalog.Dt),
             ("max_frame", _o.MaxFrameBytes));
         return task;
     }
 
-    /// <summary>One step; claimed once, by the action or by the deadline timer, whichever comes first.</summary>
-    private sealed class Step(long seq, double t, int actDim, long start)
+    /// <summary>
+    /// One step; claimed once, under the send lock, by the action or by the deadline timer,
+    /// whichever comes first (so replies leave in step order).
+    /// </summary>
+    private sealed class Step(long seq, double t, float[] safeAction, long start)
     {
-        private int _claimed;
+        private bool _claimed;
         public long Seq { get; } = seq;
         public double T { get; } = t;
-        public int ActDim { get; } = actDim;
+        public float[] SafeAction { get; } = safeAction;
         public long Start { get; } = start;
-        public bool TryClaim() => Interlocked.Exchange(ref _claimed, 1) == 0;
+
+        /// <summary>Call with the send lock held.</summary>
+        public bool TryClaim()
+        {
+            if (_claimed) return false;
+            _claimed = true;
+            return true;
+        }
     }
 
-    private void Observation(RobotTask task, RobotMessage m)
+    /// <summary>The documented safe action: zero, clipped into the task's limits.</summary>
+    private static float[] SafeAction(RobotTask task)
+    {
+        var a = new float[task.ActDim];
+        for (int i = 0; i < a.Length; i++) a[i] = Math.Clamp(0f, task.ActLow[i], task.ActHigh[i]);
+        return a;
+    }
+
+    private void Observation(RobotTask task, RobotMessage m, long received)
     {
         if (m.Seq is not long seq) { Recoverable(new ProtocolException("bad_observation", "obs needs 'seq'", false)); return; }
         if (seq <= _lastSeq) { Recoverable(new ProtocolException("bad_sequence", $"seq {seq} is not after {_lastSeq}", false, seq)); return; }
@@ -199,9 +259,10 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
         _lastSeq = seq;
         _consecutiveErrors = 0;
 
-        var step = new Step(seq, m.T ?? 0.0, task.ActDim, Stopwatch.GetTimestamp());
+        var step = new Step(seq, m.T ?? 0.0, SafeAction(task), received);
+        var left = _o.Deadline - Stopwatch.GetElapsedTime(received);
         float[] action;
-        using (new Timer(OnDeadline, step, _o.Deadline, Timeout.InfiniteTimeSpan))
+        using (new Timer(OnDeadline, step, left > TimeSpan.Zero ? left : TimeSpan.Zero, Timeout.InfiniteTimeSpan))
         {
             try
             {
@@ -209,43 +270,63 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
+                // The robot must keep moving: the safe action, marked safe, counted as a miss and an error.
                 server.Stats.Error();
-                _o.Log?.Invoke($"serve-robot: session {id}: inference failed: {ex.Message}");
-                if (step.TryClaim()) Reply(step, new float[task.ActDim], safe: true);
+                Log($"inference failed: {ex.Message}");
+                action = step.SafeAction;
+                lock (_sendLock)
+                    if (step.TryClaim()) Reply(step, action, safe: true);
                 return;
             }
         }
-        // Lost the race: the deadline timer has already sent the safe action for this step.
-        if (step.TryClaim()) Reply(step, action, safe: false);
+        lock (_sendLock)
+            if (step.TryClaim()) Reply(step, action, safe: false);   // else the timer already sent the safe action
     }
 
+    /// <summary>
+    /// The deadline passed first: send the safe action from this thread-pool thread, but never
+    /// block here (a pool thread stuck in a send would delay every other robot's timer): if the
+    /// lock is busy or the socket cannot take the frame now, the robot is not reading and the
+    /// session is ended instead.
+    /// </summary>
     private void OnDeadline(object? state)
     {
         var step = (Step)state!;
-        if (!step.TryClaim()) return;
         try
         {
-            Reply(step, new float[step.ActDim], safe: true);
+            if (!Monitor.TryEnter(_sendLock, 1)) return;
+            try
+            {
+                if (!step.TryClaim()) return;
+                if (!_socket.Poll(0, SelectMode.SelectWrite)) { Abort(); return; }
+                Reply(step, step.SafeAction, safe: true);
+            }
+            finally
+            {
+                Monitor.Exit(_sendLock);
+            }
         }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+        catch (Exception)
         {
-            // The session thread sees the broken connection on its next read or send.
+            // Whatever went wrong, the connection is not usable: end it (the session thread sees that).
+            Abort();
         }
     }
 
+    /// <summary>Call with the send lock held.</summary>
     private void Reply(Step step, float[] action, bool safe)
     {
+        long us = (long)Stopwatch.GetElapsedTime(step.Start).TotalMicroseconds;
+        SendLocked(("type", "act"), ("seq", step.Seq), ("t", step.T), ("action", action), ("safe", safe), ("infer_us", us));
         if (safe) server.Stats.Miss();
         server.Stats.Step();
-        long us = (long)Stopwatch.GetElapsedTime(step.Start).TotalMicroseconds;
-        Send(("type", "act"), ("seq", step.Seq), ("t", step.T), ("action", action), ("safe", safe), ("infer_us", us));
     }
 
     private void Recoverable(ProtocolException ex)
     {
-        server.Stats.Error();
-        if (++_consecutiveErrors > _o.MaxConsecutiveErrors)
+        if (++_consecutiveErrors > _o.MaxConsecutiveErrors)   // counted once, where the fatal error is handled
             throw new ProtocolException(ex.Code, $"{_consecutiveErrors} errors in a row; closing ({ex.Message})", fatal: true, ex.Seq);
+        server.Stats.Error();
         var entries = new List<(string, object?)> { ("type", "error"), ("code", ex.Code), ("message", ex.Message), ("fatal", false) };
         if (ex.Seq is long s) entries.Add(("seq", s));
         Send([.. entries]);
@@ -254,29 +335,38 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
     /// <summary>Encodes and sends one frame; the lock keeps the deadline timer's frame and the session's apart.</summary>
     private void Send(params (string, object?)[] entries)
     {
-        lock (_sendLock)
+        lock (_sendLock) SendLocked(entries);
+    }
+
+    /// <summary>
+    /// Call with the send lock held. A send that fails or times out may have left part of a frame
+    /// on the wire, so the connection is ended: the peer's framing could not be trusted after it.
+    /// </summary>
+    private void SendLocked(params (string, object?)[] entries)
+    {
+        try
         {
-            try
-            {
-                _socket.Send(_writer.Frame(entries).Span);
-            }
-            catch (SocketException ex) when (ex.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock)
-            {
-                throw new IOException("the robot stopped reading");
-            }
+            _socket.Send(_writer.Frame(entries).Span);
+        }
+        catch (SocketException ex)
+        {
+            Abort();
+            throw new IOException(ex.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock ? "the robot stopped reading" : ex.Message, ex);
         }
     }
 
-    private void TrySend(params (string, object?)[] entries)
+    private bool TrySend(params (string, object?)[] entries)
     {
         try
         {
             Send(entries);
+            return true;
         }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
         {
+            return false;
         }
     }
 
-    private static string Trim(string s) => s.Length <= 64 ? s : s[..64] + "…";
+    private static string Trim(string s) => ProtocolException.Printable(s);
 }

@@ -158,12 +158,47 @@ public class RobotServerTests
     }
 
     [Fact]
-    public async Task Connection_IdleBeforeHello_Closed()
+    public async Task Connection_SilentBeforeHello_ClosedAfterFrameTimeout()
     {
-        await using var f = new ServerFixture(new RobotServerOptions { IdleTimeout = TimeSpan.FromMilliseconds(300) });
+        // No hello within the frame timeout (not the much longer idle timeout): the slot is freed.
+        await using var f = new ServerFixture(new RobotServerOptions { FrameTimeout = TimeSpan.FromMilliseconds(300), IdleTimeout = TimeSpan.FromMinutes(5) });
         using var c = await f.Connect();
         var err = await c.Receive(5000);
         Assert.Equal("timeout", err!.Extra["code"]);
+        Assert.Null(await c.Receive(5000));
+        c.Dispose();   // the host lingers after a fatal error until the peer closes (or 1 s)
+        for (int i = 0; i < 100 && f.Server.Stats.Active != 0; i++) await Task.Delay(50);
+        Assert.Equal(0, f.Server.Stats.Active);
+    }
+
+    [Fact]
+    public async Task Connection_IdleAfterHello_ClosedAfterIdleTimeout()
+    {
+        await using var f = new ServerFixture(new RobotServerOptions { IdleTimeout = TimeSpan.FromMilliseconds(300) });
+        using var c = await f.Connect();
+        await c.Hello();
+        var err = await c.Receive(5000);
+        Assert.Equal("timeout", err!.Extra["code"]);
+        Assert.Contains("idle", (string)err.Extra["message"]!);
+    }
+
+    [Fact]
+    public async Task InferenceFailure_SafeActionAndTheSessionGoesOn()
+    {
+        int calls = 0;
+        await using var f = new ServerFixture(new RobotServerOptions { WarmUpRounds = 0 },
+            model => inputs => Interlocked.Increment(ref calls) == 1 ? throw new InvalidOperationException("boom") : model.Run(inputs));
+        using var c = await f.Connect();
+        await c.Hello();
+        await c.Send(("type", "obs"), ("seq", 0), ("obs", new float[] { 1, 2, 3, 4 }));
+        var first = await c.Receive();
+        Assert.Equal("act", first!.Type);
+        Assert.True(first.Safe);
+        await c.Send(("type", "obs"), ("seq", 1), ("obs", new float[] { 1, 2, 3, 4 }));
+        var second = await c.Receive();
+        Assert.Equal("act", second!.Type);
+        Assert.False(second.Safe);
+        Assert.Equal(1, f.Server.Stats.Errors);
     }
 
     [Fact]

@@ -23,12 +23,15 @@ public static class Frames
     {
         int got = await ReadSomeAsync(stream, header[..4], idle, ct, allowEof: true, "waiting for a frame").ConfigureAwait(false);
         if (got == 0) return -1;
-        if (got < 4) await FillAsync(stream, header[..4], got, stall, ct, "a frame header").ConfigureAwait(false);
+        // One stall budget for the whole frame, header remainder and payload together (as Read).
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(stall);
+        if (got < 4) await FillAsync(stream, header[..4], got, stall, ct, timeout.Token, "a frame header").ConfigureAwait(false);
         uint length = BinaryPrimitives.ReadUInt32BigEndian(header.Span);
         if (length == 0) throw new ProtocolException("bad_frame", "empty frame (length 0)", fatal: true);
         if (length > maxFrame) throw new ProtocolException("too_large", $"frame of {length} bytes is over the {maxFrame}-byte limit", fatal: true);
         var payload = buffer((int)length)[..(int)length];
-        await FillAsync(stream, payload, 0, stall, ct, $"a {length}-byte frame").ConfigureAwait(false);
+        await FillAsync(stream, payload, 0, stall, ct, timeout.Token, $"a {length}-byte frame").ConfigureAwait(false);
         return (int)length;
     }
 
@@ -78,16 +81,14 @@ public static class Frames
         BinaryPrimitives.WriteUInt32BigEndian(destination, (uint)length);
 
     /// <summary>Fills <paramref name="target"/> from byte <paramref name="done"/> on (the bytes before it are there).</summary>
-    private static async Task FillAsync(Stream stream, Memory<byte> target, int done, TimeSpan stall, CancellationToken ct, string what)
+    private static async Task FillAsync(Stream stream, Memory<byte> target, int done, TimeSpan stall, CancellationToken ct, CancellationToken timeout, string what)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(stall);
         while (done < target.Length)
         {
             int n;
             try
             {
-                n = await stream.ReadAsync(target[done..], timeout.Token).ConfigureAwait(false);
+                n = await stream.ReadAsync(target[done..], timeout).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {

@@ -43,7 +43,7 @@ public sealed class RobotMessage
             {
                 if (r.NextMessagePackType != MessagePackType.String) throw Bad("map keys must be strings");
                 string key = r.ReadString()!;
-                if (!seen.Add(key)) throw Bad($"key '{key}' appears twice");
+                if (!seen.Add(key)) throw Bad($"key '{ProtocolException.Printable(key)}' appears twice");
                 switch (key)
                 {
                     case "type": type = Str(ref r, key); break;
