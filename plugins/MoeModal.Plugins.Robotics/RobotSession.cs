@@ -219,6 +219,7 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
         public double T { get; } = t;
         public float[] SafeAction { get; } = safeAction;
         public long Start { get; } = start;
+        public Timer? Timer { get; set; }
 
         /// <summary>Call with the send lock held.</summary>
         public bool TryClaim()
@@ -260,10 +261,10 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
         _consecutiveErrors = 0;
 
         var step = new Step(seq, m.T ?? 0.0, SafeAction(task), received);
-        var left = _o.Deadline - Stopwatch.GetElapsedTime(received);
         float[] action;
-        using (new Timer(OnDeadline, step, left > TimeSpan.Zero ? left : TimeSpan.Zero, Timeout.InfiniteTimeSpan))
+        using (step.Timer = new Timer(OnDeadline, step, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan))
         {
+            Arm(step);
             try
             {
                 action = server.Processor.Action(task, server.Infer(inputs));
@@ -292,6 +293,13 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
     private void OnDeadline(object? state)
     {
         var step = (Step)state!;
+        // Timers run on a coarse clock (on Linux the tick can be 4 ms): a callback may come
+        // before the deadline. Then it is only re-armed for the rest.
+        if (Stopwatch.GetElapsedTime(step.Start) < _o.Deadline)
+        {
+            Arm(step);
+            return;
+        }
         try
         {
             if (!Monitor.TryEnter(_sendLock, 1)) return;
@@ -310,6 +318,20 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
         {
             // Whatever went wrong, the connection is not usable: end it (the session thread sees that).
             Abort();
+        }
+    }
+
+    /// <summary>Arms the step's timer for what is left of its deadline (at least 1 ms, the timer's resolution).</summary>
+    private void Arm(Step step)
+    {
+        var left = _o.Deadline - Stopwatch.GetElapsedTime(step.Start);
+        try
+        {
+            step.Timer?.Change(left > TimeSpan.FromMilliseconds(1) ? left : TimeSpan.FromMilliseconds(1), Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The step is over.
         }
     }
 
