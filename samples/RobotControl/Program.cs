@@ -14,6 +14,8 @@ return runner.Failures == 0 ? 0 : 1;
 
 sealed record Options(string Host, int Port, int Robots, int Episodes, double Rate, int Seed, HashSet<string>? Tasks, TimeSpan Timeout, int Hostile)
 {
+    public const string Usage = "usage: dotnet run --project samples/RobotControl -- --connect HOST:PORT [--robots R] [--episodes N] [--rate HZ] [--seed S] [--tasks cartpole,pendulum,reacher,diffdrive] [--timeout-ms X] [--hostile N]";
+
     public static Options? Parse(string[] args)
     {
         string? connect = null;
@@ -36,6 +38,7 @@ sealed record Options(string Host, int Port, int Robots, int Episodes, double Ra
                     case "--tasks": tasks = [.. Next().Split(',')]; break;
                     case "--timeout-ms": timeoutMs = double.Parse(Next(), CultureInfo.InvariantCulture); break;
                     case "--hostile": hostile = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                    case "--help" or "-h": throw new HelpRequested();
                     default: throw new ArgumentException($"unknown option '{args[i]}'");
                 }
             }
@@ -46,11 +49,19 @@ sealed record Options(string Host, int Port, int Robots, int Episodes, double Ra
                 throw new ArgumentException("--robots and --episodes must be ≥ 1, --rate ≥ 0 (0 = as fast as possible), --hostile ≥ 0");
             return new Options(connect[..colon], port, robots, episodes, rate, seed, tasks, TimeSpan.FromMilliseconds(timeoutMs), hostile);
         }
+        catch (HelpRequested)
+        {
+            Console.WriteLine(Usage);
+            Environment.Exit(0);
+            return null;
+        }
         catch (Exception ex) when (ex is ArgumentException or FormatException or OverflowException)
         {
             Console.Error.WriteLine($"RobotControl: {ex.Message}");
-            Console.Error.WriteLine("usage: dotnet run --project samples/RobotControl -- --connect HOST:PORT [--robots R] [--episodes N] [--rate HZ] [--seed S] [--tasks cartpole,pendulum,reacher,diffdrive] [--hostile N]");
+            Console.Error.WriteLine(Usage);
             return null;
         }
     }
 }
+
+sealed class HelpRequested : Exception;

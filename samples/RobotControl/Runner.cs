@@ -53,7 +53,8 @@ internal sealed class Runner(Options options)
             {
                 _episodes.Add(ep);
                 if (ep.Error is not null) Failures++;
-                Console.Error.WriteLine($"robot {robot}: episode {i} {ep.SubTask,2} {(ep.Success ? "success" : "FAIL   ")} return {ep.Return,9:F2} steps {ep.Steps}{(ep.Misses > 0 ? $" safe actions {ep.Misses}" : "")}{(ep.Error is null ? "" : $" error: {ep.Error}")}");
+                var sub = TaskTable.Create(ep.SubTask);
+                Console.Error.WriteLine($"robot {robot}: episode {i,3} {sub.Task}/{sub.Variant,-12} {(ep.Success ? "success" : "FAIL   ")} return {ep.Return,9:F2} steps {ep.Steps}{(ep.Misses > 0 ? $" safe actions {ep.Misses}" : "")}{(ep.Error is null ? "" : $" error: {ep.Error}")}");
             }
         }
         lock (_latencies)

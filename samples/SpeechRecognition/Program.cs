@@ -11,8 +11,11 @@ for (int i = 0; i < args.Length; i++)
     {
         case "--model" when i + 1 < args.Length: modelDir = args[++i]; break;
         case "--audio" when i + 1 < args.Length: audioDir = args[++i]; break;
+        case "--help" or "-h":
+            Console.WriteLine("usage: dotnet run --project samples/SpeechRecognition [-- [--model DIR] [--audio DIR]]");
+            return 0;
         default:
-            Console.Error.WriteLine("usage: dotnet run --project samples/SpeechRecognition [-- --model DIR] [--audio DIR]");
+            Console.Error.WriteLine("usage: dotnet run --project samples/SpeechRecognition [-- [--model DIR] [--audio DIR]]");
             return 2;
     }
 }

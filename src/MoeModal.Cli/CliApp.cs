@@ -26,7 +26,7 @@ public static class CliApp
           classify [options] PATH...     classify image files or folders (one JSON line per file)
           transcribe [options] PATH...   transcribe Mandarin/English WAV files (one JSON line per file)
           eval --model DIR --data DIR    accuracy and expert load on a Fashion-MNIST IDX folder
-          eval --model DIR --data F.tsv  mixed error rate and real-time factor on a speech test set
+          eval [--model DIR] --data F.tsv  mixed error rate and real-time factor on a speech test set
           inspect [--model DIR]          steps, experts, providers, parameters, load time
           bench [--model DIR]            routed MoE layers vs the dense all-experts graph
           serve-robot --listen HOST:PORT serve the robot policy over TCP (docs/robot-protocol.md)

@@ -13,7 +13,7 @@ namespace MoeModal.Cli.Commands;
 public static class EvalCommand
 {
     private static readonly string Help = $"""
-        usage: moemodal eval --model DIR --data DIR [options]
+        usage: moemodal eval [--model DIR] --data DIR|FILE.tsv [options]
 
         Speech packages: --data is a TSV file, one utterance per line: wav<TAB>reference units (units
         separated by spaces; paths relative to the TSV). The last line is one JSON object with mer
@@ -26,8 +26,8 @@ public static class EvalCommand
         object: accuracy, n, expert_load (per MoE layer, the fraction of kept assignments each expert
         received), dropped_fraction (dropped assignments / all assignments), timing and providers.
 
-        {string.Format(ModelOptions.Help, ClassifyCommand.DefaultPackage)}
-          --data DIR               the dataset (required)
+        {string.Format(ModelOptions.Help, $"{ClassifyCommand.DefaultPackage} (an IDX folder) or {TranscribeCommand.DefaultPackage} (a .tsv)")}
+          --data DIR|FILE.tsv      the dataset (required): an IDX folder (vision) or a TSV (speech)
           --split NAME             IDX file prefix (default t10k)
           --limit N                evaluate the first N examples only
           --batch N                examples per model call (vision; default 256)
