@@ -20,6 +20,7 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
     private readonly object _sendLock = new();
     private readonly byte[] _header = new byte[4];
     private byte[] _buffer = ArrayPool<byte>.Shared.Rent(1024);
+    private float[] _safeAction = [];   // the task's, set by hello
     private long _lastSeq = -1;
     private int _consecutiveErrors;
 
@@ -203,7 +204,7 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
         Log($"{Trim(m.Robot ?? "robot")} runs {task.Task}/{task.Variant}");
         Send(("type", "welcome"), ("version", 1), ("session", id), ("task", task.Task), ("variant", task.Variant),
             ("obs_layout", task.ObsLayout), ("act_layout", task.ActLayout), ("act_low", task.ActLow), ("act_high", task.ActHigh),
-            ("safe_action", SafeAction(task)), ("deadline_ms", _o.Deadline.TotalMilliseconds), ("dt", catalog.Dt),
+            ("safe_action", _safeAction = SafeAction(task)), ("deadline_ms", _o.Deadline.TotalMilliseconds), ("dt", catalog.Dt),
             ("max_frame", _o.MaxFrameBytes));
         return task;
     }
@@ -212,12 +213,11 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
     /// One step; claimed once, under the send lock, by the action or by the deadline timer,
     /// whichever comes first (so replies leave in step order).
     /// </summary>
-    private sealed class Step(long seq, double t, float[] safeAction, long start)
+    private sealed class Step(long seq, double t, long start)
     {
         private bool _claimed;
         public long Seq { get; } = seq;
         public double T { get; } = t;
-        public float[] SafeAction { get; } = safeAction;
         public long Start { get; } = start;
         public Timer? Timer { get; set; }
 
@@ -260,7 +260,7 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
         _lastSeq = seq;
         _consecutiveErrors = 0;
 
-        var step = new Step(seq, m.T ?? 0.0, SafeAction(task), received);
+        var step = new Step(seq, m.T ?? 0.0, received);
         float[] action;
         using (step.Timer = new Timer(OnDeadline, step, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan))
         {
@@ -274,7 +274,7 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
                 // The robot must keep moving: the safe action, marked safe, counted as a miss and an error.
                 server.Stats.Error();
                 Log($"inference failed: {ex.Message}");
-                action = step.SafeAction;
+                action = _safeAction;
                 lock (_sendLock)
                     if (step.TryClaim()) Reply(step, action, safe: true);
                 return;
@@ -307,7 +307,7 @@ internal sealed class RobotSession(RobotServer server, int id, TcpClient client)
             {
                 if (!step.TryClaim()) return;
                 if (!_socket.Poll(0, SelectMode.SelectWrite)) { Abort(); return; }
-                Reply(step, step.SafeAction, safe: true);
+                Reply(step, _safeAction, safe: true);
             }
             finally
             {

@@ -55,9 +55,6 @@ public sealed class SpeechProcessor(SpeechMetadata meta, AudioOptions options) :
     public JsonObject Postprocess(InferenceOutput output, int item)
     {
         var units = Decode(output, item);
-        var json = new Transcription(CtcDecoder.Join(units), units, Languages(output, item), 0, 0, 0, "").ToJson();
-        json.Remove("rtf");
-        json.Remove("seconds");
-        return json;
+        return Transcription.ResultJson(CtcDecoder.Join(units), units, Languages(output, item));
     }
 }

@@ -17,16 +17,23 @@ public sealed record Transcription(
     /// <summary>Model and front-end time per second of audio.</summary>
     public double Rtf => AudioSeconds > 0 ? (FrontEndSeconds + ModelSeconds) / AudioSeconds : 0;
 
-    public JsonObject ToJson() => new()
+    public JsonObject ToJson()
     {
-        ["text"] = Text,
-        ["units"] = new JsonArray([.. Units.Select(u => (JsonNode)u)]),
-        ["languages"] = new JsonArray([.. Languages.Select(l => (JsonNode)new JsonObject
+        var json = ResultJson(Text, Units, Languages);
+        json["rtf"] = Math.Round(Rtf, 5);
+        json["seconds"] = Math.Round(AudioSeconds, 3);
+        return json;
+    }
+
+    /// <summary>What was recognized, without timing: text, units, language timeline.</summary>
+    public static JsonObject ResultJson(string text, IReadOnlyList<string> units, IReadOnlyList<LanguageSpan> languages) => new()
+    {
+        ["text"] = text,
+        ["units"] = new JsonArray([.. units.Select(u => (JsonNode)u)]),
+        ["languages"] = new JsonArray([.. languages.Select(l => (JsonNode)new JsonObject
         {
             ["lang"] = l.Lang, ["start"] = Math.Round(l.Start, 3), ["end"] = Math.Round(l.End, 3),
         })]),
-        ["rtf"] = Math.Round(Rtf, 5),
-        ["seconds"] = Math.Round(AudioSeconds, 3),
     };
 }
 

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Net.Sockets;
 using MoeModal.Plugins.Robotics.Protocol;
 
@@ -58,13 +57,6 @@ internal sealed class Hostile(string host, int port, int seed)
         s.ReceiveTimeout = 10_000;
         var w = new MessageWriter();
         byte[] Frame(params (string, object?)[] e) => w.Frame(e).ToArray();
-        byte[] Framed(byte[] payload)
-        {
-            var f = new byte[payload.Length + 4];
-            BinaryPrimitives.WriteUInt32BigEndian(f, (uint)payload.Length);
-            payload.CopyTo(f, 4);
-            return f;
-        }
         void Hello() => s.Send(Frame(("type", "hello"), ("version", 1), ("task", "cartpole"), ("variant", "standard"), ("obs_dim", 4), ("act_dim", 1)));
         switch (kind)
         {
@@ -87,17 +79,17 @@ internal sealed class Hostile(string host, int port, int seed)
                 var nested = new List<byte> { 0x81, 0xa1, (byte)'x' };
                 nested.AddRange(Enumerable.Repeat((byte)0x91, 50_000));
                 nested.Add(0xc0);
-                s.Send(Framed([.. nested]));
+                s.Send(Frames.Framed([.. nested]));
                 break;
             case "many_keys":
                 Hello();
                 var map = new List<byte> { 0xde, 0x27, 0x10 };   // map16 of 10,000 entries
                 for (int k = 0; k < 10_000; k++) { map.AddRange([0xa4, (byte)'k', (byte)(k >> 8), (byte)k, (byte)'x', 0xc0]); }
-                s.Send(Framed([.. map]));
+                s.Send(Frames.Framed([.. map]));
                 break;
             case "duplicate_keys":
                 Hello();
-                s.Send(Framed([0x83, 0xa4, .. "type"u8, 0xa3, .. "obs"u8, 0xa3, .. "seq"u8, 0x01, 0xa3, .. "seq"u8, 0x02]));
+                s.Send(Frames.Framed([0x83, 0xa4, .. "type"u8, 0xa3, .. "obs"u8, 0xa3, .. "seq"u8, 0x01, 0xa3, .. "seq"u8, 0x02]));
                 break;
             case "wrong_types":
                 Hello();

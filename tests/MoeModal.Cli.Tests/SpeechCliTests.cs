@@ -4,16 +4,10 @@ namespace MoeModal.Cli.Tests;
 [Trait("Modality", "speech")]
 public class SpeechCliTests
 {
-    private static string Audio { get; } = FindUp(Path.Combine("samples", "SpeechRecognition", "audio"));
+    private static string Audio { get; } = Testing.RepoPaths.Folder(Path.Combine("samples", "SpeechRecognition", "audio"));
 
-    private static string TestTsv { get; } = Path.Combine(FindUp(Path.Combine("models", "speech-codeswitch", "reference")), "test.tsv");
-
-    private static string FindUp(string relative)
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (Directory.Exists(Path.Combine(d.FullName, relative))) return Path.Combine(d.FullName, relative);
-        throw new DirectoryNotFoundException(relative);
-    }
+    // The repository's package: the copy beside the CLI's binary has no reference folder.
+    private static string TestTsv { get; } = Path.Combine(Testing.RepoPaths.Folder(Path.Combine("models", "speech-codeswitch", "reference")), "test.tsv");
 
     [Fact]
     public void Transcribe_SampleFolder_OneLinePerWavExit0_OtherFilesSkipped()

@@ -9,14 +9,7 @@ namespace MoeModal.Cli.Tests;
 [Trait("Modality", "vision")]
 public class VisionCliTests
 {
-    private static string Samples { get; } = FindUp(Path.Combine("samples", "ImageClassification", "images"));
-
-    private static string FindUp(string relative)
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (Directory.Exists(Path.Combine(d.FullName, relative))) return Path.Combine(d.FullName, relative);
-        throw new DirectoryNotFoundException(relative);
-    }
+    private static string Samples { get; } = Testing.RepoPaths.Folder(Path.Combine("samples", "ImageClassification", "images"));
 
     [Fact]
     public void Classify_BundledSampleFolder_OneLinePerFileExit0()

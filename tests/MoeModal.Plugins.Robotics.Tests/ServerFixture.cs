@@ -58,33 +58,25 @@ public sealed class RawClient(TcpClient tcp) : IDisposable
     }
 
     /// <summary>The next frame, or null when the host closed the connection.</summary>
-    public async Task<RobotMessage?> Receive(int timeoutMs = 10_000)
+    public Task<RobotMessage?> Receive(int timeoutMs = 10_000) => Task.Run(() =>
     {
         var buffer = new byte[Frames.DefaultMaxFrame];
         try
         {
-            int n = await Frames.ReadAsync(_s, new byte[4], _ => buffer, Frames.DefaultMaxFrame,
-                TimeSpan.FromMilliseconds(timeoutMs), TimeSpan.FromMilliseconds(timeoutMs), CancellationToken.None);
+            int n = Frames.Read(tcp.Client, new byte[4], _ => buffer, Frames.DefaultMaxFrame,
+                TimeSpan.FromMilliseconds(timeoutMs), TimeSpan.FromMilliseconds(timeoutMs));
             return n < 0 ? null : RobotMessage.Parse(buffer.AsMemory(0, n));
         }
-        catch (Exception ex) when (ex is IOException or ProtocolException { Code: "bad_frame" })
+        catch (Exception ex) when (ex is IOException or SocketException or ProtocolException { Code: "bad_frame" })
         {
             return null;
         }
-    }
+    });
 
     public async Task<RobotMessage> Hello(string task = "cartpole", int obs = 4, int act = 1)
     {
         await Send(("type", "hello"), ("version", 1), ("task", task), ("variant", "standard"), ("obs_dim", obs), ("act_dim", act));
         return (await Receive())!;
-    }
-
-    public static byte[] Framed(byte[] payload)
-    {
-        var f = new byte[payload.Length + 4];
-        Frames.WriteHeader(f, payload.Length);
-        payload.CopyTo(f, 4);
-        return f;
     }
 
     public void Dispose() => tcp.Dispose();

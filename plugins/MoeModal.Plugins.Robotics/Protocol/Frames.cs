@@ -13,32 +13,12 @@ public static class Frames
     public const int DefaultMaxFrame = 65536;
 
     /// <summary>
-    /// Reads one frame into <paramref name="buffer"/> (grown up to <paramref name="maxFrame"/>).
-    /// Returns the payload length, or -1 when the peer closed cleanly between frames.
-    /// <paramref name="idle"/> bounds the wait for a frame to start, <paramref name="stall"/> the
-    /// time to complete it once started.
-    /// </summary>
-    public static async Task<int> ReadAsync(Stream stream, Memory<byte> header, Func<int, Memory<byte>> buffer,
-        int maxFrame, TimeSpan idle, TimeSpan stall, CancellationToken ct)
-    {
-        int got = await ReadSomeAsync(stream, header[..4], idle, ct, allowEof: true, "waiting for a frame").ConfigureAwait(false);
-        if (got == 0) return -1;
-        // One stall budget for the whole frame, header remainder and payload together (as Read).
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(stall);
-        if (got < 4) await FillAsync(stream, header[..4], got, stall, ct, timeout.Token, "a frame header").ConfigureAwait(false);
-        uint length = BinaryPrimitives.ReadUInt32BigEndian(header.Span);
-        if (length == 0) throw new ProtocolException("bad_frame", "empty frame (length 0)", fatal: true);
-        if (length > maxFrame) throw new ProtocolException("too_large", $"frame of {length} bytes is over the {maxFrame}-byte limit", fatal: true);
-        var payload = buffer((int)length)[..(int)length];
-        await FillAsync(stream, payload, 0, stall, ct, timeout.Token, $"a {length}-byte frame").ConfigureAwait(false);
-        return (int)length;
-    }
-
-    /// <summary>
-    /// The blocking form of <see cref="ReadAsync"/> for a connection served by its own thread: the
-    /// thread sleeps in the kernel until bytes arrive (no thread-pool hand-offs on the hot path).
-    /// Same limits, same errors. Closing the socket from another thread ends a wait.
+    /// Reads one frame into <paramref name="buffer"/> (grown up to <paramref name="maxFrame"/>) with
+    /// blocking socket calls, for a connection served by its own thread: the thread sleeps in the
+    /// kernel until bytes arrive (no thread-pool hand-offs on the hot path). Returns the payload
+    /// length, or -1 when the peer closed cleanly between frames. <paramref name="idle"/> bounds the
+    /// wait for a frame to start, <paramref name="stall"/> the time to complete it once started.
+    /// Closing the socket from another thread ends a wait.
     /// </summary>
     public static int Read(Socket socket, Span<byte> header, Func<int, Memory<byte>> buffer, int maxFrame, TimeSpan idle, TimeSpan stall)
     {
@@ -76,40 +56,16 @@ public static class Frames
         return socket.Poll((int)Math.Clamp(us, 1, int.MaxValue), SelectMode.SelectRead);
     }
 
+    /// <summary>A complete frame: the length prefix, then <paramref name="payload"/>.</summary>
+    public static byte[] Framed(ReadOnlySpan<byte> payload)
+    {
+        var f = new byte[payload.Length + 4];
+        WriteHeader(f, payload.Length);
+        payload.CopyTo(f.AsSpan(4));
+        return f;
+    }
+
     /// <summary>Writes the 4-byte length prefix of a <paramref name="length"/>-byte payload.</summary>
     public static void WriteHeader(Span<byte> destination, int length) =>
         BinaryPrimitives.WriteUInt32BigEndian(destination, (uint)length);
-
-    /// <summary>Fills <paramref name="target"/> from byte <paramref name="done"/> on (the bytes before it are there).</summary>
-    private static async Task FillAsync(Stream stream, Memory<byte> target, int done, TimeSpan stall, CancellationToken ct, CancellationToken timeout, string what)
-    {
-        while (done < target.Length)
-        {
-            int n;
-            try
-            {
-                n = await stream.ReadAsync(target[done..], timeout).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-            {
-                throw new ProtocolException("timeout", $"stalled in the middle of {what} ({done} of {target.Length} bytes after {stall.TotalSeconds:F0} s)", fatal: true);
-            }
-            if (n == 0) throw new ProtocolException("bad_frame", $"connection closed in the middle of {what} ({done} of {target.Length} bytes)", fatal: true);
-            done += n;
-        }
-    }
-
-    private static async Task<int> ReadSomeAsync(Stream stream, Memory<byte> target, TimeSpan idle, CancellationToken ct, bool allowEof, string what)
-    {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(idle);
-        try
-        {
-            return await stream.ReadAsync(target, timeout.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-        {
-            throw new ProtocolException("timeout", $"idle for {idle.TotalSeconds:F0} s {what}", fatal: true);
-        }
-    }
 }
