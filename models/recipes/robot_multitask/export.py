@@ -9,12 +9,13 @@ import numpy as np
 import onnx
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "common"))  # onnx_eval
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "common"))  # onnx_eval, onnx_export
 import onnx_eval  # noqa: E402
+import onnx_export  # noqa: E402
 import sim
 from model import DenseFull, Head, MoeDense, Trunk
 
-OPSET = 17
+OPSET = onnx_export.OPSET
 ROUTING = {"policy": "topk_topk_first", "k": 2, "renormalize": False, "capacity_factor": 0,
            "batch_prioritized": True, "group": "item"}
 T_TOK = 1  # one token per robot
@@ -98,18 +99,6 @@ class OnnxPolicy:
 
 
 # ---------------------------------------------------------------------------------------------
-def _export(module, args, path, input_names, output_names, dynamic_axes):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    module.eval()
-    with torch.no_grad():
-        torch.onnx.export(module, args, path, opset_version=OPSET, input_names=input_names,
-                          output_names=output_names, dynamic_axes=dynamic_axes,
-                          do_constant_folding=True)
-    m = onnx.load(path)
-    onnx.checker.check_model(m, full_check=True)
-    return m
-
-
 def _fix_shapes(path, dims_by_output):
     """Give outputs their real shapes (batch symbolic, the rest static)."""
     m = onnx.load(path)
@@ -135,26 +124,26 @@ def export_graphs(model, out):
     tok = torch.randn(3, T_TOK, D)
     flat = torch.randn(7, D)
     bt = {0: "batch", 1: "tokens"}
-    _export(Trunk(model, 0), (task, obs), os.path.join(out, "trunk0.onnx"), ["task", "obs"],
+    onnx_export.export(Trunk(model, 0), (task, obs), os.path.join(out, "trunk0.onnx"), ["task", "obs"],
             ["x", "h"], {"task": {0: "batch"}, "obs": {0: "batch"}, "x": {0: "batch"},
                          "h": {0: "batch"}})
     _fix_shapes(os.path.join(out, "trunk0.onnx"), {"x": ["batch", T_TOK, D], "h": ["batch", T_TOK, D]})
     for j, blk in enumerate(model.blocks):
         if j > 0:
-            _export(Trunk(model, j), (tok,), os.path.join(out, f"trunk{j}.onnx"), ["x_in"],
+            onnx_export.export(Trunk(model, j), (tok,), os.path.join(out, f"trunk{j}.onnx"), ["x_in"],
                     ["x", "h"], {"x_in": bt, "x": bt, "h": bt})
         moe = blk.mlp
-        _export(moe.gate, (flat,), os.path.join(out, f"moe{j}", "gate.onnx"), ["x"], ["logits"],
+        onnx_export.export(moe.gate, (flat,), os.path.join(out, f"moe{j}", "gate.onnx"), ["x"], ["logits"],
                 {"x": {0: "tokens"}, "logits": {0: "tokens"}})
         for e in range(moe.E):
-            _export(moe.expert(e), (flat,), os.path.join(out, f"moe{j}", f"expert{e}.onnx"),
+            onnx_export.export(moe.expert(e), (flat,), os.path.join(out, f"moe{j}", f"expert{e}.onnx"),
                     ["x"], ["y"], {"x": {0: "tokens"}, "y": {0: "tokens"}})
-        _export(MoeDense(moe), (flat, flat.clone()),
+        onnx_export.export(MoeDense(moe), (flat, flat.clone()),
                 os.path.join(out, "baseline", f"moe{j}_dense.onnx"), ["h", "residual"], ["out"],
                 {"h": {0: "tokens"}, "residual": {0: "tokens"}, "out": {0: "tokens"}})
-    _export(Head(model), (tok, task), os.path.join(out, "head.onnx"), ["x", "task"], ["action"],
+    onnx_export.export(Head(model), (tok, task), os.path.join(out, "head.onnx"), ["x", "task"], ["action"],
             {"x": bt, "task": {0: "batch"}, "action": {0: "batch"}})
-    _export(DenseFull(model), (task, obs), os.path.join(out, "baseline", "dense.onnx"),
+    onnx_export.export(DenseFull(model), (task, obs), os.path.join(out, "baseline", "dense.onnx"),
             ["task", "obs"], ["action"], {"task": {0: "batch"}, "obs": {0: "batch"},
                                           "action": {0: "batch"}})
     for p in ["head.onnx", "baseline/dense.onnx"]:

@@ -5,36 +5,23 @@ import sys
 import shutil
 
 import numpy as np
-import onnx
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "common"))  # onnx_eval
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "common"))  # onnx_eval, onnx_export
 import onnx_eval  # noqa: E402
+import onnx_export  # noqa: E402
 from model import Dense, Head, MoeDense, Trunk0, TrunkN, N_EXPERTS
 
-OPSET = 17
-ROUTING = {"policy": "dense", "group": "item"}
-LANGS = ["zh", "en"]
+OPSET = onnx_export.OPSET
 
 
 def _export(module, args, path, input_names, output_names, dynamic_axes):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    module.eval()
-    with torch.no_grad():
-        torch.onnx.export(module, args, path, opset_version=OPSET, input_names=input_names,
-                          output_names=output_names, dynamic_axes=dynamic_axes,
-                          do_constant_folding=True)
-    m = onnx.load(path)
-    # name the dynamic output axes like the inputs (the tracer invents names)
-    for o in m.graph.output:
-        if o.name in dynamic_axes:
-            dims = o.type.tensor_type.shape.dim
-            for ax, nm in dynamic_axes[o.name].items():
-                dims[ax].ClearField("dim_value")
-                dims[ax].dim_param = nm
-    onnx.checker.check_model(m, full_check=True)
-    onnx.save(m, path)
-    return m
+    """onnx_export.export, naming the dynamic output axes (the C# validator reads them)."""
+    return onnx_export.export(module, args, path, input_names, output_names, dynamic_axes, name_output_axes=True)
+
+
+ROUTING = {"policy": "dense", "group": "item"}
+LANGS = ["zh", "en"]
 
 
 def export_graphs(model, out):

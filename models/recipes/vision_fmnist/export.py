@@ -10,11 +10,13 @@ import numpy as np
 import onnx
 import torch
 
-from common import GRAY_WEIGHTS, LABELS, preprocess, route
-from model import DenseFull, Head, MoeDense, Trunk
-from pngwriter import write_png
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "common"))  # onnx_eval, onnx_export
+import onnx_export  # noqa: E402
+from common import GRAY_WEIGHTS, LABELS, preprocess, route  # noqa: E402
+from model import DenseFull, Head, MoeDense, Trunk  # noqa: E402
+from pngwriter import write_png  # noqa: E402
 
-OPSET = 17
+OPSET = onnx_export.OPSET
 ROUTING = {"policy": "topk_softmax_first", "k": 2, "renormalize": False, "capacity_factor": 0,
            "batch_prioritized": True, "group": "item"}
 ROUTING_CF1 = dict(ROUTING, capacity_factor=1.0)
@@ -26,18 +28,6 @@ def fmt9(a):
     a = np.asarray(a, dtype=np.float64)
     return json.loads(json.dumps(np.vectorize(lambda v: float(f"{v:.9g}"))(a).tolist())) \
         if a.size else a.tolist()
-
-
-def _export(module, args, path, input_names, output_names, dynamic_axes):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    module.eval()
-    with torch.no_grad():
-        torch.onnx.export(module, args, path, opset_version=OPSET, input_names=input_names,
-                          output_names=output_names, dynamic_axes=dynamic_axes,
-                          do_constant_folding=True)
-    m = onnx.load(path)
-    onnx.checker.check_model(m, full_check=True)
-    return m
 
 
 def export_graphs(model, out):
@@ -52,30 +42,30 @@ def export_graphs(model, out):
     for j, b in enumerate(moe_ids):
         name = f"trunk{j}"
         if j == 0:
-            _export(Trunk(model, 0, b, True), (img,), os.path.join(out, f"{name}.onnx"),
+            onnx_export.export(Trunk(model, 0, b, True), (img,), os.path.join(out, f"{name}.onnx"),
                     ["image"], ["x", "h"], {"image": {0: "batch"}, "x": {0: "batch"},
                                             "h": {0: "batch"}})
         else:
             # ONNX cannot give an input and a different output the same value name, so trunk1's
             # input is `x_in` (outputs are `x`, `h` like trunk0); the manifest maps the names.
-            _export(Trunk(model, prev + 1, b, False), (tok,), os.path.join(out, f"{name}.onnx"),
+            onnx_export.export(Trunk(model, prev + 1, b, False), (tok,), os.path.join(out, f"{name}.onnx"),
                     ["x_in"], ["x", "h"],
                     {"x_in": {0: "batch", 1: "tokens"}, "x": {0: "batch", 1: "tokens"},
                      "h": {0: "batch", 1: "tokens"}})
         files[name] = f"{name}.onnx"
         moe = model.blocks[b].mlp
-        _export(moe.gate, (flat,), os.path.join(out, f"moe{b}", "gate.onnx"), ["x"], ["logits"],
+        onnx_export.export(moe.gate, (flat,), os.path.join(out, f"moe{b}", "gate.onnx"), ["x"], ["logits"],
                 {"x": {0: "tokens"}, "logits": {0: "tokens"}})
         for e in range(moe.E):
-            _export(moe.expert(e), (flat,), os.path.join(out, f"moe{b}", f"expert{e}.onnx"),
+            onnx_export.export(moe.expert(e), (flat,), os.path.join(out, f"moe{b}", f"expert{e}.onnx"),
                     ["x"], ["y"], {"x": {0: "tokens"}, "y": {0: "tokens"}})
-        _export(MoeDense(moe), (flat, flat.clone()),
+        onnx_export.export(MoeDense(moe), (flat, flat.clone()),
                 os.path.join(out, "baseline", f"moe{b}_dense.onnx"), ["h", "residual"], ["out"],
                 {"h": {0: "tokens"}, "residual": {0: "tokens"}, "out": {0: "tokens"}})
         prev = b
-    _export(Head(model, prev + 1), (tok,), os.path.join(out, "head.onnx"), ["x"], ["logits"],
+    onnx_export.export(Head(model, prev + 1), (tok,), os.path.join(out, "head.onnx"), ["x"], ["logits"],
             {"x": {0: "batch", 1: "tokens"}, "logits": {0: "batch"}})
-    _export(DenseFull(model), (img,), os.path.join(out, "baseline", "dense.onnx"), ["image"],
+    onnx_export.export(DenseFull(model), (img,), os.path.join(out, "baseline", "dense.onnx"), ["image"],
             ["logits"], {"image": {0: "batch"}, "logits": {0: "batch"}})
 
 
@@ -163,7 +153,6 @@ def evaluate_routing(model, x, y, routing, bs=500):
 # Verification of the exported files
 # ---------------------------------------------------------------------------------------------
 def verify(model, out, xte):
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "common"))
     import onnx_eval
     D = model.dim
     report = {}
